@@ -1,0 +1,14 @@
+"""Ship Python log records to Redis from a background event loop, fast and without losing count."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._handler import RedisHandler
+
+try:
+    __version__ = version("redis-log-handler")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = ["RedisHandler", "__version__"]

@@ -1,0 +1,163 @@
+"""The process-wide background runtime: one asyncio event loop in one daemon thread.
+
+Created on first use, shared by every handler in the process, forgotten in a
+forked child (which creates its own on first use) and stopped at interpreter
+exit after the handlers are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+from ._diagnostics import report
+
+__all__ = ["Runtime", "get_runtime", "loop_thread_id", "register_closeable"]
+
+_T = TypeVar("_T")
+_THREAD_NAME = "redis-log-handler"
+_STOP_TIMEOUT = 1.0  # seconds to let the loop finish its own teardown at exit
+
+
+class Runtime:
+    """An event loop running forever in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_report_loop_exception)
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name=_THREAD_NAME, daemon=True)
+        self._thread.start()
+        started.wait()
+        self.thread_id: int = self._thread.ident  # type: ignore[assignment]
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(started.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Cancel what is left, then close the loop, so nothing is reported as destroyed while pending."""
+        loop = self.loop
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
+        """Run *coroutine* on the loop from any other thread."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def call_soon(self, callback: Callable[..., object], *args: object) -> None:
+        """Schedule *callback* on the loop from any thread."""
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def stop(self, timeout: float) -> None:
+        """Stop the loop and wait up to *timeout* seconds for its thread to finish."""
+        if self.loop.is_closed():
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # closed between the check and the call
+            return
+        self._thread.join(timeout)
+
+
+def _report_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # asyncio's default handler logs through the root logger, which may lead
+    # back into a RedisHandler; report on stderr instead.
+    exception = context.get("exception")
+    detail = f": {exception!r}" if exception is not None else ""
+    report("asyncio", f"event loop error: {context.get('message', 'unknown')}{detail}")
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_thread_id: int | None = None  # read on every emit, so kept as a plain global
+
+
+def get_runtime() -> Runtime:
+    """Return the process's runtime, starting it on first use."""
+    global _runtime, _thread_id
+    runtime = _runtime
+    if runtime is not None:
+        return runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = Runtime()
+            _thread_id = _runtime.thread_id
+        return _runtime
+
+
+def loop_thread_id() -> int | None:
+    """Return the runtime thread's id, or None before the runtime started."""
+    return _thread_id
+
+
+def _forget_in_child() -> None:
+    # The child inherits the loop object but not its thread: touching it (or
+    # its sockets, which share an epoll instance with the parent) would hang
+    # the child or stall the parent, so it is dropped, never closed.
+    global _lock, _runtime, _thread_id
+    _lock = threading.Lock()
+    _runtime = None
+    _thread_id = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
+class _Closeable(Protocol):
+    def _begin_close(self, now: float) -> Callable[[], None]: ...
+
+
+_closeables: weakref.WeakSet[_Closeable] = weakref.WeakSet()
+
+
+def register_closeable(closeable: _Closeable) -> None:
+    """Close *closeable* at interpreter exit (held weakly)."""
+    _closeables.add(closeable)
+
+
+def _close_all_at_exit() -> None:
+    """Close every live handler at once under one deadline, then stop the runtime.
+
+    Registered after ``logging`` is imported, so it runs before
+    ``logging.shutdown``: handlers close in parallel (the exit takes the
+    longest ``close_timeout``, not their sum) and ``logging.shutdown`` then
+    finds them closed.
+    """
+    now = time.monotonic()
+    finishers = []
+    for closeable in list(_closeables):
+        try:
+            finishers.append(closeable._begin_close(now))
+        except Exception as exc:  # never let one handler stop the others from closing
+            report("exit", f"closing a handler at exit failed: {exc!r}")
+    for finish in finishers:
+        try:
+            finish()
+        except Exception as exc:
+            report("exit", f"closing a handler at exit failed: {exc!r}")
+    runtime = _runtime
+    if runtime is not None:
+        runtime.stop(_STOP_TIMEOUT)
+
+
+atexit.register(_close_all_at_exit)

