@@ -13,13 +13,19 @@ import sys
 import threading
 import time
 
-__all__ = ["REPORT_INTERVAL", "report"]
+__all__ = ["REPORT_INTERVAL", "describe", "report"]
 
 REPORT_INTERVAL = 30.0  # seconds between two lines about the same kind of problem
 
 _lock = threading.Lock()
 # kind -> (time of the last line written, occurrences suppressed since)
 _last: dict[str, tuple[float, int]] = {}
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` for an exception, whatever its repr looks like."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def report(kind: str, message: str, *, force: bool = False) -> bool:

@@ -181,13 +181,17 @@ class DocumentEncoder:
         if isinstance(exception, dict):
             exception = document["exception"] = dict(exception)
         excess = size - self._max_bytes + 64  # room for the marker field and escapes
-        # Shorten the largest parts first; each loses what it must, down to a floor.
+        # Shorten the largest parts first (message, exception message and
+        # traceback, stack, extra); each loses what it must, down to a floor.
         parts: list[tuple[int, Callable[[int], None]]] = []
         message = safe_str(document.get("message", ""))
         parts.append((len(message.encode("utf-8")), lambda n: document.__setitem__("message", _cut(message, n))))
         if isinstance(exception, dict):
-            trace = safe_str(exception.get("traceback", ""))
-            parts.append((len(trace.encode("utf-8")), lambda n: exception.__setitem__("traceback", _cut(trace, n))))
+            for name in ("message", "traceback"):
+                text = safe_str(exception.get(name, ""))
+                parts.append(
+                    (len(text.encode("utf-8")), lambda n, name=name, text=text: exception.__setitem__(name, _cut(text, n)))
+                )
         extra = document.get("extra")
         if extra:
             extra_json = dumps(extra).decode("utf-8")

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._config import Settings
 from ._counters import Counter
-from ._diagnostics import report
+from ._diagnostics import describe, report
 from ._redis import BatchWriter, Outcome, classify, create_client
 from ._runtime import Runtime, get_runtime, loop_thread_id
 
@@ -97,6 +97,9 @@ class Shipper:
         self._closing = False
         self._close_deadline = float("inf")
         self._waiters: list[tuple[int, int, concurrent.futures.Future[bool]]] = []
+        # Drops after enqueueing that a finished flush has already accounted for:
+        # a flush returns False only for drops since the previous one finished.
+        self._drops_acknowledged = 0
         self._writer: BatchWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
@@ -204,7 +207,7 @@ class Shipper:
             await writer.prepare()
         except Exception as exc:
             self._write_errors += 1
-            report("connect", f"cannot reach Redis for {self._settings.key!r} yet ({exc!r}); records are buffered")
+            report("connect", f"cannot reach Redis for {self._settings.key!r} yet ({describe(exc)}); records are buffered")
 
     def _ensure_writer(self) -> BatchWriter:
         if self._writer is None:
@@ -269,7 +272,7 @@ class Shipper:
                     return
                 if self._closing and time.monotonic() >= self._close_deadline:
                     return  # _shutdown counts the batch as unsent
-                report("retry", f"writing to {self._settings.key!r} failed ({exc!r}); retrying with backoff")
+                report("retry", f"writing to {self._settings.key!r} failed ({describe(exc)}); retrying with backoff")
                 attempt += 1
                 self._retries += 1
                 await self._backoff(attempt)
@@ -303,14 +306,18 @@ class Shipper:
         enqueued = self._enqueued.value()
         return enqueued - len(self._buffer) - self._in_flight
 
-    def _drops_after_enqueue(self) -> int:
+    def _lost_records(self) -> int:
+        """Records dropped for overflow or errors so far: what makes a flush return False."""
         evicted = self._enqueued.value() - self._dequeued - len(self._buffer) if self._drop_oldest else 0
-        return max(0, evicted) + self._dropped_error + self._dropped_unsent
+        return (
+            max(0, evicted) + self._rejected.value() + self._dropped_unencodable.value()
+            + self._dropped_error + self._dropped_unsent
+        )
 
     def _add_waiter(self, target: int, future: concurrent.futures.Future[bool]) -> None:
         if future.done():
             return
-        self._waiters.append((target, self._drops_after_enqueue(), future))
+        self._waiters.append((target, self._drops_acknowledged, future))
         # A flush writes partial batches now and cuts a retry backoff short.
         if self._wakeup is not None and self._retry_now is not None:
             self._wakeup.set()
@@ -321,12 +328,13 @@ class Shipper:
         if not self._waiters:
             return
         position = self._completed_position()
-        drops = self._drops_after_enqueue()
+        drops = self._lost_records()
         pending = []
         for target, drops_before, future in self._waiters:
             if future.done():
                 continue
             if position >= target:
+                self._drops_acknowledged = drops
                 try:
                     future.set_result(drops == drops_before)
                 except concurrent.futures.InvalidStateError:  # cancelled by a timed-out caller

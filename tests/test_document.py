@@ -1,0 +1,203 @@
+"""The schema-1 document: fields, JSON safety and truncation (no Redis needed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from redis_log_handler._document import DocumentEncoder, iso_timestamp, next_record_id
+
+SCHEMA_KEYS = {
+    "@timestamp", "@version", "level", "levelno", "logger", "message", "source", "module", "function",
+    "line", "file", "process", "process_name", "thread", "thread_name", "host", "id", "exception",
+    "stack", "extra",
+}
+
+
+def make_record(msg: object = "hello %s", args: Any = ("world",), **extra: Any) -> logging.LogRecord:
+    """Build a record the way Logger.makeRecord does, with *extra* attributes."""
+    record = logging.LogRecord("app.module", logging.WARNING, __file__, 42, msg, args, None, func="handler")
+    record.__dict__.update(extra)
+    return record
+
+
+def encode(record: logging.LogRecord, max_bytes: int = 262_144, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Encode *record* and parse the bytes back, as a consumer would."""
+    encoder = DocumentEncoder(fields or {}, max_bytes)
+    data = encoder.encode(encoder.stdlib_document(record, record.getMessage()))
+    assert isinstance(data, bytes)
+    assert len(data) <= max_bytes
+    parsed: dict[str, Any] = json.loads(data.decode("utf-8"))
+    return parsed
+
+
+class TestSchema:
+    def test_has_every_schema_field(self) -> None:
+        """A plain record produces exactly the documented top-level fields."""
+        document = encode(make_record())
+        assert set(document) == SCHEMA_KEYS
+        assert document["@version"] == "1"
+        assert document["source"] == "stdlib"
+        assert document["message"] == "hello world"
+        assert document["level"] == "WARNING"
+        assert document["levelno"] == logging.WARNING
+        assert document["logger"] == "app.module"
+        assert document["function"] == "handler"
+        assert document["line"] == 42
+        assert document["file"] == __file__
+        assert document["exception"] is None
+        assert document["extra"] == {}
+
+    def test_static_fields_at_top_level(self) -> None:
+        """Static fields are added at the top level of every document."""
+        document = encode(make_record(), fields={"service": "api", "env": "prod"})
+        assert document["service"] == "api"
+        assert document["env"] == "prod"
+
+    def test_timestamp_is_iso_utc_with_microseconds(self) -> None:
+        """@timestamp is ISO-8601 UTC with six fractional digits and Z, equal to record.created."""
+        record = make_record()
+        document = encode(record)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", document["@timestamp"])
+        parsed = datetime.strptime(document["@timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert abs(parsed.timestamp() - record.created) < 1e-5
+
+    @pytest.mark.parametrize(
+        ("created", "expected"),
+        [
+            (0.0, "1970-01-01T00:00:00.000000Z"),
+            (1_700_000_000.9999996, "2023-11-14T22:13:21.000000Z"),
+            (1_700_000_000.25, "2023-11-14T22:13:20.250000Z"),
+        ],
+    )
+    def test_timestamp_rounding(self, created: float, expected: str) -> None:
+        """Microseconds round correctly, carrying into the next second."""
+        assert iso_timestamp(created) == expected
+
+    def test_ids_are_unique_and_ordered(self) -> None:
+        """Record ids share this process's producer id and carry an increasing sequence number."""
+        first, second = next_record_id(), next_record_id()
+        producer, number = first.rsplit("-", 1)
+        assert second == f"{producer}-{int(number) + 1}"
+
+    def test_extra_values(self) -> None:
+        """Values passed as extra= arrive in "extra", JSON-safe."""
+        document = encode(make_record(user="ann", n=3, ratio=0.5, ok=True, tags=["a", "b"], nested={"k": (1, 2)}))
+        assert document["extra"] == {
+            "user": "ann", "n": 3, "ratio": 0.5, "ok": True, "tags": ["a", "b"], "nested": {"k": [1, 2]},
+        }
+
+
+class TestJsonSafety:
+    def test_unserialisable_values_become_strings(self) -> None:
+        """Objects, sets, bytes and non-finite floats become strings; the record is kept."""
+
+        class Opaque:
+            def __repr__(self) -> str:
+                return "<Opaque>"
+
+        document = encode(
+            make_record(obj=Opaque(), items={3}, raw=b"\xff\xfeab", nan=math.nan, inf=-math.inf, key_obj={1: "x"})
+        )
+        extra = document["extra"]
+        assert extra["obj"] == "<Opaque>"
+        assert extra["items"] == "{3}"
+        assert extra["raw"] == "\\xff\\xfeab"
+        assert extra["nan"] == "NaN"
+        assert extra["inf"] == "-Infinity"
+        assert extra["key_obj"] == {"1": "x"}
+
+    def test_recursive_structure(self) -> None:
+        """A self-referencing structure is cut at a fixed depth instead of recursing forever."""
+        loop: list[Any] = []
+        loop.append(loop)
+        document = encode(make_record(loop=loop))
+        depth, value = 0, document["extra"]["loop"]
+        while isinstance(value, list):
+            depth, value = depth + 1, value[0]
+        assert isinstance(value, str)
+        assert depth < 20
+
+    def test_str_that_raises(self) -> None:
+        """A value whose __str__ raises is still represented."""
+
+        class Broken:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        document = encode(make_record(thing=Broken()))
+        assert "Broken object at" in document["extra"]["thing"]
+
+    def test_lone_surrogates_never_crash(self) -> None:
+        """Lone surrogates in the message and in extras become visible escapes in valid UTF-8."""
+        record = make_record("bad \udcff text %s", ("\ud800",), name_with_surrogate="x\udc80")
+        document = encode(record)
+        assert document["message"] == "bad \\udcff text \\ud800"
+        assert document["extra"]["name_with_surrogate"] == "x\\udc80"
+
+    def test_control_characters_round_trip(self) -> None:
+        """ANSI escapes and newlines stay in the message field, escaped by JSON."""
+        text = "line1\r\nline2 \x1b[31mred\x1b[0m \x9b"
+        assert encode(make_record(text, None))["message"] == text
+
+
+class TestExceptions:
+    def test_exception_object(self) -> None:
+        """exc_info becomes an object with type, message and traceback text."""
+        try:
+            raise ValueError("bad value")
+        except ValueError:
+            record = make_record()
+            record.exc_info = sys.exc_info()
+        exception = encode(record)["exception"]
+        assert exception["type"] == "ValueError"
+        assert exception["message"] == "bad value"
+        assert exception["traceback"].startswith("Traceback (most recent call last):")
+        assert exception["traceback"].endswith("ValueError: bad value")
+
+    def test_exception_type_is_qualified(self) -> None:
+        """Exception types outside builtins carry their module."""
+        try:
+            json.loads("{")
+        except json.JSONDecodeError:
+            record = make_record()
+            record.exc_info = sys.exc_info()
+        assert encode(record)["exception"]["type"] == "json.decoder.JSONDecodeError"
+
+
+class TestTruncation:
+    def test_huge_message_is_cut_and_marked(self) -> None:
+        """A document over max_document_bytes is cut to fit and marked truncated."""
+        document = encode(make_record("x" * 50_000, None), max_bytes=4096)
+        assert document["truncated"] is True
+        assert document["message"].endswith("…[truncated]")
+        assert document["message"].startswith("xxxx")
+
+    def test_huge_traceback_and_extra_are_cut(self) -> None:
+        """Traceback and extras shrink too, keeping every extra key."""
+        try:
+            raise RuntimeError("y" * 20_000)
+        except RuntimeError:
+            record = make_record("short", None, big="z" * 30_000, small=1)
+            record.exc_info = sys.exc_info()
+        document = encode(record, max_bytes=8192)
+        assert document["truncated"] is True
+        assert set(document["extra"]) == {"big", "small"}
+        assert document["extra"]["small"] == 1
+        assert document["message"] == "short"
+
+    def test_multibyte_text_is_cut_on_a_character_boundary(self) -> None:
+        """Cutting never splits a UTF-8 sequence."""
+        document = encode(make_record("é" * 10_000, None), max_bytes=2048)
+        assert set(document["message"].removesuffix("…[truncated]")) == {"é"}
+
+    def test_small_document_is_not_marked(self) -> None:
+        """Documents within the limit carry no truncated field."""
+        assert "truncated" not in encode(make_record(), max_bytes=2048)
