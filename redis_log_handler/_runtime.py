@@ -12,6 +12,8 @@ import atexit
 import concurrent.futures
 import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
 import os
+import queue
+import socket
 import threading
 import time
 import weakref
@@ -27,11 +29,66 @@ _THREAD_NAME = "redis-log-handler"
 _STOP_TIMEOUT = 1.0  # seconds to let the loop finish its own teardown at exit
 
 
+class _Resolver:
+    """Host-name lookups in a thread of our own, started with the runtime.
+
+    asyncio resolves names in the loop's default executor, which refuses work
+    once interpreter shutdown has begun ("cannot schedule new futures after
+    interpreter shutdown") and cannot start threads then (3.12+): a
+    (re)connect from the exit path would fail. This thread exists beforehand.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]]
+        self._requests = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name=f"{_THREAD_NAME}-resolver", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            arguments, future, loop = self._requests.get()
+            try:
+                result: Any = socket.getaddrinfo(*arguments)
+            except BaseException as exc:  # delivered to the awaiting coroutine
+                result = exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def resolve(self, loop: asyncio.AbstractEventLoop, arguments: tuple[Any, ...]) -> asyncio.Future[Any]:
+        future = loop.create_future()
+        self._requests.put((arguments, future, loop))
+        return future
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class _RuntimeLoop(asyncio.SelectorEventLoop):
+    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor."""
+
+    def __init__(self, resolver: _Resolver) -> None:
+        super().__init__()
+        self._resolver = resolver
+
+    async def getaddrinfo(  # type: ignore[override]
+        self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[Any]:
+        result: list[Any] = await self._resolver.resolve(self, (host, port, family, type, proto, flags))
+        return result
+
+
 class Runtime:
     """An event loop running forever in a daemon thread."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = _RuntimeLoop(_Resolver())
         self.loop.set_exception_handler(_report_loop_exception)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name=_THREAD_NAME, daemon=True)

@@ -1,0 +1,160 @@
+"""Redis outages and process exit: nothing accepted is lost while the buffer has room, and exit is bounded."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from redis_log_handler import RedisHandler
+from redis_log_handler._server import EmbeddedRedis
+
+from .conftest import read_list, read_stream
+
+pytestmark = pytest.mark.slow
+MakeHandler = Callable[..., RedisHandler]
+
+
+class TestRestart:
+    @pytest.mark.parametrize("mode", ["stream", "list"])
+    def test_records_logged_while_down_survive_a_restart(self, own_server: EmbeddedRedis, key: str, mode: str,
+                                                         make_handler: MakeHandler, logger: logging.Logger) -> None:
+        """Kill the server mid-stream, log, restart it on the same port: every record arrives, none twice."""
+        handler = make_handler(url=own_server.url, key=key, mode=mode)
+        logger.addHandler(handler)
+        for number in range(500):
+            logger.info("before %d", number)
+        assert handler.flush(10)
+
+        own_server.kill()
+        slowest = 0.0
+        for number in range(3000):
+            started = time.perf_counter()
+            logger.info("during %d", number)
+            slowest = max(slowest, time.perf_counter() - started)
+        assert handler.flush(0.2) is False
+
+        own_server.start()  # same port; AOF brings back what was written before the kill
+        assert handler.flush(20) is True
+        connection = redis.Redis.from_url(own_server.url)
+        documents = read_stream(connection, key) if mode == "stream" else read_list(connection, key)
+        messages = [document["message"] for document in documents]
+        assert messages == [f"before {n}" for n in range(500)] + [f"during {n}" for n in range(3000)]
+        assert len({document["id"] for document in documents}) == 3500
+        stats = handler.stats()
+        assert stats["written"] == stats["accepted"] == 3500
+        assert stats["dropped"] == 0
+        assert stats["retries"] >= 1
+        # Waiting on Redis would take at least the connect timeout (seconds);
+        # the bound is loose because this machine is shared and noisy.
+        assert slowest < 0.5
+        connection.close()
+
+    def test_emit_does_not_wait_while_redis_is_frozen(self, own_server: EmbeddedRedis, key: str,
+                                                      make_handler: MakeHandler, logger: logging.Logger) -> None:
+        """With the server frozen (SIGSTOP) the logging call still returns at once, and delivery resumes."""
+        handler = make_handler(url=own_server.url, key=key, mode="list", batch_size=100)
+        logger.addHandler(handler)
+        logger.info("warm")
+        assert handler.flush(10)
+        own_server.pause()
+        try:
+            slowest = 0.0
+            for number in range(2000):
+                started = time.perf_counter()
+                logger.info("%d", number)
+                slowest = max(slowest, time.perf_counter() - started)
+        finally:
+            own_server.resume()
+        assert slowest < 0.5
+        assert handler.flush(30) is True
+        delivered = read_list(redis.Redis.from_url(own_server.url), key)
+        numbers = [int(document["message"]) for document in delivered[1:]]
+        # A batch whose reply was lost may be written again (at-least-once); ids tell duplicates apart.
+        assert sorted(set(numbers)) == list(range(2000))
+        assert len({document["id"] for document in delivered}) == 2001
+
+
+_CHILD = textwrap.dedent(
+    """
+    import logging, os, signal, sys
+    from redis_log_handler import RedisHandler
+
+    url, key, count, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    handler = RedisHandler(url=url, key=key, mode="list", close_timeout=float(os.environ.get("CLOSE_TIMEOUT", "5")))
+    log = logging.getLogger("child")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    if how == "sigterm":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for number in range(count):
+        log.info("%d", number)
+    if how == "sys.exit":
+        sys.exit(3)
+    if how == "raise":
+        raise RuntimeError("uncaught")
+    if how == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    """
+)
+
+_EXIT_CODES = {"return": 0, "sys.exit": 3, "raise": 1, "sigterm": 0}
+
+
+def _run_child(url: str, key: str, count: int, how: str, close_timeout: float = 5.0) -> tuple[float, str, int]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _CHILD, url, key, str(count), how],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CLOSE_TIMEOUT": str(close_timeout)},
+    )
+    return time.monotonic() - started, result.stderr, result.returncode
+
+
+class TestExit:
+    @pytest.mark.parametrize("how", list(_EXIT_CODES))
+    def test_exit_without_close_delivers_everything(self, redis_server: EmbeddedRedis, client: redis.Redis,
+                                                    key: str, how: str) -> None:
+        """A process that logs N records and exits (four ways) without calling close delivers all N."""
+        elapsed, stderr, code = _run_child(redis_server.url, key, 5000, how)
+        assert code == _EXIT_CODES[how], stderr
+        assert [int(document["message"]) for document in read_list(client, key)] == list(range(5000))
+        assert "Exception ignored" not in stderr
+        assert "Task was destroyed" not in stderr
+        assert "redis_log_handler" not in stderr
+
+    def test_exit_with_host_name_url(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> None:
+        """Exit delivers through a host name too (the connection is made early, not from the exit hook)."""
+        url = redis_server.url.replace("127.0.0.1", "localhost")
+        _, stderr, code = _run_child(url, key, 100, "return")
+        assert code == 0, stderr
+        assert client.llen(key) == 100
+
+    def test_exit_is_bounded_when_redis_is_frozen(self, own_server: EmbeddedRedis, key: str) -> None:
+        """With Redis frozen, exit takes about close_timeout, reports what was not sent and prints no tracebacks."""
+        own_server.pause()
+        try:
+            elapsed, stderr, code = _run_child(own_server.url, key, 1000, "return", close_timeout=1.0)
+        finally:
+            own_server.resume()
+        assert code == 0
+        assert elapsed < 1.0 + 2.5  # interpreter start-up included
+        assert "1000 records" in stderr
+        assert "were not written before close_timeout" in stderr
+        assert "Traceback" not in stderr
+        assert "Exception ignored" not in stderr
+
+    def test_exit_is_bounded_when_redis_is_down(self, key: str) -> None:
+        """With nothing listening on the port, exit is bounded by close_timeout as well."""
+        server = EmbeddedRedis()  # never started
+        elapsed, stderr, code = _run_child(server.url, key, 10, "return", close_timeout=0.5)
+        assert code == 0
+        assert elapsed < 0.5 + 2.5
+        assert "10 records" in stderr
