@@ -90,6 +90,9 @@ class Runtime:
     def __init__(self) -> None:
         self.loop = _RuntimeLoop(_Resolver())
         self.loop.set_exception_handler(_report_loop_exception)
+        # Under -X dev asyncio warns about "slow" callbacks; on this loop they
+        # only measure GIL waits behind the application's threads.
+        self.loop.set_debug(False)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name=_THREAD_NAME, daemon=True)
         self._thread.start()
