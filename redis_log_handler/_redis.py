@@ -13,15 +13,14 @@ from redis.backoff import NoBackoff
 
 from ._config import Settings
 
-__all__ = ["SOCKET_TIMEOUT", "BatchWriter", "Outcome", "classify", "create_client"]
+__all__ = ["SOCKET_TIMEOUT", "BatchWriter", "Outcome", "classify", "create_client", "frame"]
 
 SOCKET_TIMEOUT = 5.0  # seconds one write may wait for its reply before it counts as failed
 CONNECT_TIMEOUT = 2.0
 
-# One script call writes a whole batch: one round trip, one command for the
-# client to encode and one small reply to parse (a pipeline of XADDs costs the
-# writer thread per-entry work while it competes with the application for the
-# GIL), and a script runs atomically on the server.
+# One script call writes a whole batch: one command and one small reply (a
+# pipeline of XADDs costs the consumer per-entry reply parsing), and a script
+# runs atomically on the server.
 # KEYS[1] = key; ARGV[1] = maxlen or ""; ARGV[2] = ttl or ""; ARGV[3..] = documents.
 _STREAM_SCRIPT = """
 local key = KEYS[1]
@@ -77,28 +76,87 @@ def create_client(settings: Settings) -> Any:
     )
 
 
+def frame(document: bytes) -> bytes:
+    """Frame *document* as a RESP bulk string, ready to be joined into a command.
+
+    Done on the application's thread when the record is buffered: the consumer
+    then only joins bytes, which keeps its share of the GIL small.
+    """
+    return b"$%d\r\n%s\r\n" % (len(document), document)
+
+
 class BatchWriter:
-    """Writes batches of encoded documents with one script call each."""
+    """Writes batches of framed documents over one dedicated connection, one script call per batch.
+
+    Commands are assembled from pre-framed documents with a single
+    ``bytes.join`` and sent with ``send_packed_command``: redis-py's per-argument
+    packing would cost the consumer thread microseconds per record while the
+    application's threads compete with it for the GIL. The script travels with
+    every call (EVAL, not EVALSHA): it is tiny next to a batch, and a restarted
+    or flushed server can never answer NOSCRIPT.
+    """
 
     def __init__(self, client: Any, settings: Settings) -> None:
         self.client = client
-        self._key = settings.key
-        self._options = (
+        self._connection: Any = None
+        fixed = [
+            b"EVAL",
+            _SCRIPTS[settings.mode].encode(),
+            b"1",
+            settings.key.encode(),
             b"" if settings.maxlen is None else str(settings.maxlen).encode(),
             b"" if settings.ttl is None else str(settings.ttl).encode(),
-        )
-        self._script = client.register_script(_SCRIPTS[settings.mode])
+        ]
+        self._fixed_count = len(fixed)
+        self._fixed = b"".join(frame(argument) for argument in fixed)
+
+    async def _connected(self) -> Any:
+        if self._connection is None:
+            self._connection = await self.client.connection_pool.get_connection()
+        connection = self._connection
+        if not connection.is_connected:
+            await connection.connect()
+        return connection
 
     async def prepare(self) -> None:
-        """Connect and load the script, so the first batch costs one round trip."""
-        await self.client.script_load(self._script.script)
+        """Connect now, so the first batch (or one sent at exit) finds a warm connection."""
+        await self._connected()
 
-    async def write(self, documents: Sequence[bytes]) -> None:
-        """Write *documents* in order, all or none."""
-        await self._script(keys=[self._key], args=[*self._options, *documents])
+    async def write(self, batches: Sequence[Sequence[bytes]]) -> list[Exception | None]:
+        """Write *batches* in order in one round trip; returns each batch's error reply, or None.
+
+        Each batch is one atomic script call; several batches are pipelined
+        (not in a transaction), so the server stays responsive between them.
+        A connection error or timeout raises: the outcome of every batch is
+        then unknown.
+        """
+        parts: list[bytes] = []
+        for batch in batches:
+            parts.append(b"*%d\r\n" % (self._fixed_count + len(batch)))
+            parts.append(self._fixed)
+            parts.extend(batch)
+        connection = await self._connected()
+        errors: list[Exception | None] = []
+        try:
+            await connection.send_packed_command(b"".join(parts), check_health=False)
+            for _ in batches:
+                try:
+                    await connection.read_response()
+                except redis.exceptions.ResponseError as exc:
+                    errors.append(exc)
+                else:
+                    errors.append(None)
+        except BaseException:
+            # Replies may still be on their way: the connection is out of step.
+            await connection.disconnect(nowait=True)
+            raise
+        return errors
 
     async def close(self) -> None:
-        """Close the client's connections."""
+        """Close the connection and the client."""
+        if self._connection is not None:
+            await self._connection.disconnect(nowait=True)
+            await self.client.connection_pool.release(self._connection)
         await self.client.aclose()
 
 
@@ -111,7 +169,7 @@ class Outcome(enum.Enum):
 
 # Server replies that mean "try again later" rather than "this can never work".
 _TRANSIENT_REPLIES = frozenset(
-    {"READONLY", "LOADING", "TRYAGAIN", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "NOREPLICAS", "MISCONF", "NOSCRIPT"}
+    {"READONLY", "LOADING", "TRYAGAIN", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"}
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from ._config import Settings
 from ._counters import Counter
 from ._diagnostics import describe, report
-from ._redis import BatchWriter, Outcome, classify, create_client
+from ._redis import BatchWriter, Outcome, classify, create_client, frame
 from ._runtime import Runtime, get_runtime, loop_thread_id
 
 __all__ = ["Shipper"]
@@ -31,6 +31,7 @@ _BACKOFF_BASE = 0.05  # seconds; the first retry waits up to twice this
 _BACKOFF_CAP = 5.0
 _CLOSE_GRACE = 0.5  # seconds a closing caller waits past the deadline for the loop to finish up
 _CLIENT_CLOSE_TIMEOUT = 0.5
+_MAX_BATCHES_PER_TRIP = 16
 
 
 def _noop() -> None:
@@ -62,6 +63,8 @@ class Shipper:
         """
         settings = self._settings
         self._drop_oldest = settings.overflow == "drop_oldest"
+        # In flight records are outside the buffer: keep them to a quarter of it.
+        self._batches_per_trip = max(1, min(_MAX_BATCHES_PER_TRIP, settings.buffer_size // 4 // settings.batch_size))
         self._block = settings.overflow == "block"
         # drop_oldest: the deque itself evicts the oldest record atomically.
         # The other policies check the length first, so the buffer can exceed
@@ -137,7 +140,7 @@ class Shipper:
             if not (self._block and self._wait_for_space()):
                 self._rejected.increment()
                 return
-        buffer.append(document)
+        buffer.append(frame(document))
         self._enqueued.increment()
         if self._consumer_idle:
             self._consumer_idle = False
@@ -194,10 +197,10 @@ class Shipper:
     async def _consume(self) -> None:
         await self._warm_up()
         while True:
-            batch = await self._next_batch()
-            if batch is None:
+            batches = await self._next_trip()
+            if batches is None:
                 return
-            await self._deliver(batch)
+            await self._deliver(batches)
             self._settle_waiters()
 
     async def _warm_up(self) -> None:
@@ -214,8 +217,14 @@ class Shipper:
             self._writer = BatchWriter(create_client(self._settings), self._settings)
         return self._writer
 
-    async def _next_batch(self) -> list[bytes] | None:
-        """Wait until a batch is due and pop it; None once closing has drained the buffer."""
+    async def _next_trip(self) -> list[list[bytes]] | None:
+        """Wait until a batch is due and pop what one round trip carries; None once closing has drained the buffer.
+
+        A round trip carries one batch, or several when a backlog has built
+        up: under GIL contention from application threads every round trip
+        costs the consumer a few switch intervals, so moving more records per
+        trip is what lets it keep up with a burst.
+        """
         assert self._wakeup is not None
         buffer = self._buffer
         batch_size = self._settings.batch_size
@@ -238,49 +247,61 @@ class Shipper:
                 except TimeoutError:
                     pass
                 self._wakeup.clear()
-            count = min(len(buffer), batch_size)
+            count = min(len(buffer), batch_size * self._batches_per_trip)
             popleft = buffer.popleft
-            batch = [popleft() for _ in range(count)]
+            records = [popleft() for _ in range(count)]
             self._dequeued += count
             self._in_flight = count
             if self._block:
                 with self._space:
                     self._space.notify_all()
-            return batch
+            return [records[start:start + batch_size] for start in range(0, count, batch_size)]
 
-    async def _deliver(self, batch: list[bytes]) -> None:
-        """Write *batch*, retrying transient failures with capped exponential backoff and full jitter."""
+    async def _deliver(self, batches: list[list[bytes]]) -> None:
+        """Write *batches*, retrying transient failures with capped exponential backoff and full jitter."""
         attempt = 0
-        while True:
+        while batches:
             try:
                 writer = self._ensure_writer()
                 if self._closing:
                     async with asyncio.timeout(max(0.0, self._close_deadline - time.monotonic())):
-                        await writer.write(batch)
+                        errors = await writer.write(batches)
                 else:
-                    await writer.write(batch)
+                    errors = await writer.write(batches)
             except Exception as exc:
-                self._write_errors += 1
-                if classify(exc) is Outcome.DROP:
-                    self._dropped_error += len(batch)
-                    self._in_flight = 0
-                    report(
-                        f"drop:{type(exc).__name__}",
-                        f"Redis refused {len(batch)} records for {self._settings.key!r} ({exc}); "
-                        "they are dropped (dropped_error) and the handler keeps running",
-                    )
-                    return
-                if self._closing and time.monotonic() >= self._close_deadline:
-                    return  # _shutdown counts the batch as unsent
-                report("retry", f"writing to {self._settings.key!r} failed ({describe(exc)}); retrying with backoff")
-                attempt += 1
-                self._retries += 1
-                await self._backoff(attempt)
+                # No reply: the outcome of every batch is unknown, all are retried.
+                errors = [exc] * len(batches)
+            batches = self._settle_batches(batches, errors)
+            if not batches:
+                return
+            if self._closing and time.monotonic() >= self._close_deadline:
+                return  # _shutdown counts what is still in flight as unsent
+            attempt += 1
+            self._retries += 1
+            await self._backoff(attempt)
+
+    def _settle_batches(self, batches: list[list[bytes]], errors: list[Exception | None]) -> list[list[bytes]]:
+        """Count written and refused batches; return those to retry, in order."""
+        retry = []
+        for batch, error in zip(batches, errors, strict=True):
+            if error is None:
+                self._written += len(batch)
+                self._batches += 1
+                self._in_flight -= len(batch)
                 continue
-            self._written += len(batch)
-            self._batches += 1
-            self._in_flight = 0
-            return
+            self._write_errors += 1
+            if classify(error) is Outcome.DROP:
+                self._dropped_error += len(batch)
+                self._in_flight -= len(batch)
+                report(
+                    f"drop:{type(error).__name__}",
+                    f"Redis refused {len(batch)} records for {self._settings.key!r} ({describe(error)}); "
+                    "they are dropped (dropped_error) and the handler keeps running",
+                )
+            else:
+                retry.append(batch)
+                report("retry", f"writing to {self._settings.key!r} failed ({describe(error)}); retrying with backoff")
+        return retry
 
     async def _backoff(self, attempt: int) -> None:
         """Sleep before retry *attempt*; a flush or close request cuts the sleep short."""
