@@ -33,9 +33,27 @@ _MIN_DOCUMENT_BYTES = 1024
 # Top-level names the schema owns; a static field may not replace them.
 _RESERVED_FIELDS = frozenset(
     {
-        "@timestamp", "@version", "level", "levelno", "logger", "message", "source",
-        "module", "function", "line", "file", "process", "process_name", "thread",
-        "thread_name", "host", "id", "exception", "stack", "extra", "truncated",
+        "@timestamp",
+        "@version",
+        "level",
+        "levelno",
+        "logger",
+        "message",
+        "source",
+        "module",
+        "function",
+        "line",
+        "file",
+        "process",
+        "process_name",
+        "thread",
+        "thread_name",
+        "host",
+        "id",
+        "exception",
+        "stack",
+        "extra",
+        "truncated",
     }
 )
 
@@ -55,9 +73,7 @@ def resolve_url(url: str | None) -> str:
     except ValueError as exc:
         raise ValueError(f"url is malformed ({exc}): {redact_url(url)}") from None
     if parts.scheme not in _URL_SCHEMES:
-        raise ValueError(
-            f"url must start with redis://, rediss:// or unix://, got {redact_url(url)}"
-        )
+        raise ValueError(f"url must start with redis://, rediss:// or unix://, got {redact_url(url)}")
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError(f"url has no socket path: {redact_url(url)}")
@@ -155,13 +171,13 @@ class Settings:
         return cls(
             url=resolved_url,
             key=key,
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             maxlen=maxlen,
             ttl=ttl,
             batch_size=_positive_int("batch_size", batch_size),
             flush_interval=_positive_seconds("flush_interval", flush_interval),
             buffer_size=_positive_int("buffer_size", buffer_size),
-            overflow=overflow,  # type: ignore[arg-type]
+            overflow=overflow,
             block_timeout=_positive_seconds("block_timeout", block_timeout, allow_zero=True),
             close_timeout=_positive_seconds("close_timeout", close_timeout),
             fields=static_fields,

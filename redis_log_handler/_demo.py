@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -32,16 +32,24 @@ def _work(log: logging.Logger, worker: int, count: int) -> None:
             except ValueError:
                 log.exception("worker %d failed on order %d", worker, number, extra={"worker": worker})
         else:
-            log.log(level, "worker %d served request %d in %d ms", worker, number, number % 50,
-                    extra={"worker": worker, "request": number})
+            log.log(
+                level,
+                "worker %d served request %d in %d ms",
+                worker,
+                number,
+                number % 50,
+                extra={"worker": worker, "request": number},
+            )
 
 
 def _progress(handler: RedisHandler, done: threading.Event, started: float) -> None:
     interactive = sys.stdout.isatty()
     while not done.wait(0.25 if interactive else 1.0):
         stats = handler.stats()
-        line = (f"  {time.perf_counter() - started:5.1f}s  accepted {stats['accepted']:>9,}  "
-                f"written {stats['written']:>9,}  buffered {stats['buffered']:>7,}  dropped {stats['dropped']:>5,}")
+        line = (
+            f"  {time.perf_counter() - started:5.1f}s  accepted {stats['accepted']:>9,}  "
+            f"written {stats['written']:>9,}  buffered {stats['buffered']:>7,}  dropped {stats['dropped']:>5,}"
+        )
         print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
     if interactive:
         print()
@@ -55,7 +63,7 @@ def _read_back(url: str, key: str) -> tuple[int, Counter[str], Counter[str]]:
     total = 0
     last = "-"
     while True:
-        entries = connection.xrange(key, min=last, count=10_000)
+        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrange(key, min=last, count=10_000))
         if last != "-":
             entries = entries[1:]  # the range is inclusive of the last id already counted
         if not entries:
@@ -119,8 +127,15 @@ def _log_and_summarise(url: str, key: str, threads: int, records: int) -> int:
     return 0 if delivered and total == stats["written"] else 1
 
 
-def _print_summary(stats: dict[str, Any], total: int, levels: Counter[str], sources: Counter[str],
-                   logged: float, elapsed: float, delivered: bool) -> None:
+def _print_summary(
+    stats: dict[str, Any],
+    total: int,
+    levels: Counter[str],
+    sources: Counter[str],
+    logged: float,
+    elapsed: float,
+    delivered: bool,
+) -> None:
     print()
     print("Summary (read back from Redis)")
     print(f"  records in the stream : {total:,}")
@@ -129,8 +144,10 @@ def _print_summary(stats: dict[str, Any], total: int, levels: Counter[str], sour
     print(f"  logging calls         : {stats['accepted']:,} in {logged:.2f}s ({stats['accepted'] / logged:,.0f}/s)")
     print(f"  end to end            : {total / elapsed:,.0f} records/s until all were readable in Redis")
     print(f"  batches               : {stats['batches']:,} (retries {stats['retries']})")
-    print(f"  dropped               : {stats['dropped']:,} (overflow {stats['dropped_overflow']}, "
-          f"closed {stats['dropped_closed']}, error {stats['dropped_error']})")
+    print(
+        f"  dropped               : {stats['dropped']:,} (overflow {stats['dropped_overflow']}, "
+        f"closed {stats['dropped_closed']}, error {stats['dropped_error']})"
+    )
     print(f"  everything delivered  : {'yes' if delivered else 'NO'}")
 
 
@@ -139,8 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="redis-log-handler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="log from several threads into Redis and summarise the result")
-    demo.add_argument("--url", default=os.environ.get("REDIS_URL"),
-                      help="Redis URL (default: $REDIS_URL, else start a throwaway server)")
+    demo.add_argument(
+        "--url",
+        default=os.environ.get("REDIS_URL"),
+        help="Redis URL (default: $REDIS_URL, else start a throwaway server)",
+    )
     demo.add_argument("--key", default="redis-log-handler:demo", help="stream key (deleted first)")
     demo.add_argument("--threads", type=int, default=8)
     demo.add_argument("--records", type=int, default=200_000)

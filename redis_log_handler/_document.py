@@ -27,9 +27,11 @@ HOST = socket.gethostname()
 
 # Attributes every LogRecord has (plus those Formatter.format adds); anything
 # else in record.__dict__ came from ``extra=`` or a filter and goes to "extra".
-_RECORD_ATTRIBUTES = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime", "taskName"}
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 # Shortened parts end with this marker so a reader sees the cut.
 _ELLIPSIS = "…[truncated]"
@@ -177,32 +179,13 @@ class DocumentEncoder:
     def _truncate(self, document: dict[str, Any], size: int) -> bytes:
         document = dict(document)
         document["truncated"] = True
-        exception = document.get("exception")
-        if isinstance(exception, dict):
-            exception = document["exception"] = dict(exception)
+        parts = _ShortenableParts(document)
         excess = size - self._max_bytes + 64  # room for the marker field and escapes
-        # Shorten the largest parts first (message, exception message and
-        # traceback, stack, extra); each loses what it must, down to a floor.
-        parts: list[tuple[int, Callable[[int], None]]] = []
-        message = safe_str(document.get("message", ""))
-        parts.append((len(message.encode("utf-8")), lambda n: document.__setitem__("message", _cut(message, n))))
-        if isinstance(exception, dict):
-            for name in ("message", "traceback"):
-                text = safe_str(exception.get(name, ""))
-                parts.append(
-                    (len(text.encode("utf-8")), lambda n, name=name, text=text: exception.__setitem__(name, _cut(text, n)))
-                )
-        extra = document.get("extra")
-        if extra:
-            extra_json = dumps(extra).decode("utf-8")
-            parts.append((len(extra_json), lambda n: document.__setitem__("extra", _shorten_extra(extra, extra_json, n))))
-        stack = document.get("stack")
-        if isinstance(stack, str):
-            parts.append((len(stack.encode("utf-8")), lambda n: document.__setitem__("stack", _cut(stack, n))))
+        # Shorten the largest parts first; each loses what it must, down to a floor.
         for length, shorten in sorted(parts, key=lambda part: part[0], reverse=True):
             if excess <= 0:
                 break
-            target = max(256, length - excess)
+            target = max(_PART_FLOOR, length - excess)
             if target < length:
                 shorten(target)
                 excess -= length - target
@@ -211,9 +194,48 @@ class DocumentEncoder:
             # Many medium parts: shrink them all to the floor. What is left is
             # metadata and static fields, which validation keeps small.
             for _, shorten in parts:
-                shorten(256)
+                shorten(_PART_FLOOR)
             data = dumps(document)
         return data
+
+
+_PART_FLOOR = 256  # bytes a shortened part keeps at least
+
+
+class _ShortenableParts(list[tuple[int, Callable[[int], None]]]):
+    """The parts of a document that may be cut: (size in bytes, function cutting it to n bytes).
+
+    They are the message, the exception's message and traceback, the stack
+    and the extra fields; the document (and its exception object) are copied
+    first so the caller's values are not changed.
+    """
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__()
+        self._add_text(document, "message")
+        exception = document.get("exception")
+        if isinstance(exception, dict):
+            exception = document["exception"] = dict(exception)
+            self._add_text(exception, "message")
+            self._add_text(exception, "traceback")
+        if isinstance(document.get("stack"), str):
+            self._add_text(document, "stack")
+        extra = document.get("extra")
+        if extra:
+            extra_json = dumps(extra).decode("utf-8")
+
+            def shorten_extra(max_bytes: int) -> None:
+                document["extra"] = _shorten_extra(extra, extra_json, max_bytes)
+
+            self.append((len(extra_json), shorten_extra))
+
+    def _add_text(self, container: dict[str, Any], name: str) -> None:
+        text = safe_str(container.get(name, ""))
+
+        def shorten(max_bytes: int) -> None:
+            container[name] = _cut(text, max_bytes)
+
+        self.append((len(text.encode("utf-8")), shorten))
 
 
 def _shorten_extra(extra: dict[str, Any], extra_json: str, max_bytes: int) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class RedisHandler(logging.Handler):
         if report("emit", f"error while handling a record from logger {record.name!r} (details below)"):
             super().handleError(record)
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override] # the result is the contract
         """Wait until every record accepted before the call is in Redis.
 
         Returns True once they all are, False if *timeout* seconds passed first

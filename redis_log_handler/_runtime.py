@@ -77,7 +77,7 @@ class _RuntimeLoop(asyncio.SelectorEventLoop):
         super().__init__()
         self._resolver = resolver
 
-    async def getaddrinfo(  # type: ignore[override]
+    async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> list[Any]:
         result: list[Any] = await self._resolver.resolve(self, (host, port, family, type, proto, flags))
@@ -97,7 +97,8 @@ class Runtime:
         self._thread = threading.Thread(target=self._run, args=(started,), name=_THREAD_NAME, daemon=True)
         self._thread.start()
         started.wait()
-        self.thread_id: int = self._thread.ident  # type: ignore[assignment]
+        assert self._thread.ident is not None  # set once start() returned
+        self.thread_id: int = self._thread.ident
 
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)

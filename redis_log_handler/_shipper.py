@@ -17,7 +17,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from ._config import Settings
 from ._counters import Counter
@@ -136,10 +135,13 @@ class Shipper:
         if not self._started:
             self._start()
         buffer = self._buffer
-        if not self._drop_oldest and len(buffer) >= self._settings.buffer_size:
-            if not (self._block and self._wait_for_space()):
-                self._rejected.increment()
-                return
+        if (
+            not self._drop_oldest
+            and len(buffer) >= self._settings.buffer_size
+            and not (self._block and self._wait_for_space())
+        ):
+            self._rejected.increment()
+            return
         buffer.append(frame(document))
         self._enqueued.increment()
         if self._consumer_idle:
@@ -189,8 +191,9 @@ class Shipper:
         self._task.add_done_callback(self._consumer_finished)
 
     def _consumer_finished(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            report("consumer", f"the consumer for {self._settings.key!r} stopped on an error: {task.exception()!r}", force=True)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            report("consumer", f"the consumer for {self._settings.key!r} stopped: {describe(error)}", force=True)
 
     # ----------------------------------------------------------- consumer
 
@@ -210,7 +213,9 @@ class Shipper:
             await writer.prepare()
         except Exception as exc:
             self._write_errors += 1
-            report("connect", f"cannot reach Redis for {self._settings.key!r} yet ({describe(exc)}); records are buffered")
+            report(
+                "connect", f"cannot reach Redis for {self._settings.key!r} yet ({describe(exc)}); records are buffered"
+            )
 
     def _ensure_writer(self) -> BatchWriter:
         if self._writer is None:
@@ -255,7 +260,7 @@ class Shipper:
             if self._block:
                 with self._space:
                     self._space.notify_all()
-            return [records[start:start + batch_size] for start in range(0, count, batch_size)]
+            return [records[start : start + batch_size] for start in range(0, count, batch_size)]
 
     async def _deliver(self, batches: list[list[bytes]]) -> None:
         """Write *batches*, retrying transient failures with capped exponential backoff and full jitter."""
@@ -331,8 +336,11 @@ class Shipper:
         """Records dropped for overflow or errors so far: what makes a flush return False."""
         evicted = self._enqueued.value() - self._dequeued - len(self._buffer) if self._drop_oldest else 0
         return (
-            max(0, evicted) + self._rejected.value() + self._dropped_unencodable.value()
-            + self._dropped_error + self._dropped_unsent
+            max(0, evicted)
+            + self._rejected.value()
+            + self._dropped_unencodable.value()
+            + self._dropped_error
+            + self._dropped_unsent
         )
 
     def _add_waiter(self, target: int, future: concurrent.futures.Future[bool]) -> None:
@@ -498,7 +506,7 @@ class Shipper:
             try:
                 async with asyncio.timeout(_CLIENT_CLOSE_TIMEOUT):
                     await self._writer.close()
-            except (Exception, TimeoutError):
+            except (Exception, TimeoutError):  # noqa: S110 - the handler is closed either way
                 pass
 
     # -------------------------------------------------------------- stats

@@ -66,7 +66,9 @@ class TestValidation:
         monkeypatch.delenv("REDIS_URL")
         assert RedisHandler().settings.url == DEFAULT_URL
 
-    @pytest.mark.parametrize("url", ["redis://localhost:6380/1", "rediss://u:p@example.com:6380/0", "unix:///tmp/r.sock?db=2"])
+    @pytest.mark.parametrize(
+        "url", ["redis://localhost:6380/1", "rediss://u:p@example.com:6380/0", "unix:///tmp/r.sock?db=2"]
+    )
     def test_accepted_urls(self, url: str) -> None:
         """redis://, rediss:// and unix:// URLs are accepted as redis-py parses them."""
         assert RedisHandler(url=url).settings.url == url

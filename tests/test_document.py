@@ -15,9 +15,26 @@ import pytest
 from redis_log_handler._document import DocumentEncoder, iso_timestamp, next_record_id
 
 SCHEMA_KEYS = {
-    "@timestamp", "@version", "level", "levelno", "logger", "message", "source", "module", "function",
-    "line", "file", "process", "process_name", "thread", "thread_name", "host", "id", "exception",
-    "stack", "extra",
+    "@timestamp",
+    "@version",
+    "level",
+    "levelno",
+    "logger",
+    "message",
+    "source",
+    "module",
+    "function",
+    "line",
+    "file",
+    "process",
+    "process_name",
+    "thread",
+    "thread_name",
+    "host",
+    "id",
+    "exception",
+    "stack",
+    "extra",
 }
 
 
@@ -91,7 +108,12 @@ class TestSchema:
         """Values passed as extra= arrive in "extra", JSON-safe."""
         document = encode(make_record(user="ann", n=3, ratio=0.5, ok=True, tags=["a", "b"], nested={"k": (1, 2)}))
         assert document["extra"] == {
-            "user": "ann", "n": 3, "ratio": 0.5, "ok": True, "tags": ["a", "b"], "nested": {"k": [1, 2]},
+            "user": "ann",
+            "n": 3,
+            "ratio": 0.5,
+            "ok": True,
+            "tags": ["a", "b"],
+            "nested": {"k": [1, 2]},
         }
 
 

@@ -33,8 +33,14 @@ def assert_balanced(stats: dict[str, int]) -> None:
 
 
 class TestModes:
-    def test_stream_mode(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                         make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_stream_mode(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """Stream mode XADDs one entry per record with the document in the field "data"."""
         handler = make_handler(url=redis_server.url, key=key)
         logger.addHandler(handler)
@@ -47,8 +53,14 @@ class TestModes:
         assert document["message"] == "hello stream"
         assert document["extra"] == {"user": "ann"}
 
-    def test_list_mode_documents_are_plain_json(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                                make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_list_mode_documents_are_plain_json(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """List mode RPUSHes one JSON object per element, in order (what Logstash's json codec reads)."""
         handler = make_handler(url=redis_server.url, key=key, mode="list")
         logger.addHandler(handler)
@@ -59,8 +71,9 @@ class TestModes:
         assert [document["message"] for document in documents] == [f"n={n}" for n in range(5)]
         assert all(isinstance(document["@timestamp"], str) and document["@version"] == "1" for document in documents)
 
-    def test_pubsub_mode(self, redis_server: EmbeddedRedis, key: str,
-                         make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_pubsub_mode(
+        self, redis_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """Pub/Sub mode publishes each document on the channel."""
         subscriber = redis.Redis.from_url(redis_server.url).pubsub()
         subscriber.subscribe(key)
@@ -74,8 +87,14 @@ class TestModes:
         assert [json.loads(message["data"])["message"] for message in received] == ["published 1", "published 2"]
         subscriber.close()
 
-    def test_stream_maxlen_trims(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                 make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_stream_maxlen_trims(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """Stream maxlen trims approximately (MAXLEN ~): never below maxlen, far below what was written."""
         handler = make_handler(url=redis_server.url, key=key, maxlen=100, batch_size=50)
         logger.addHandler(handler)
@@ -86,8 +105,14 @@ class TestModes:
         assert 100 <= length < 500
         assert read_stream(client, key)[-1]["message"] == "1999"
 
-    def test_list_maxlen_keeps_newest(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                      make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_list_maxlen_keeps_newest(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """List maxlen keeps exactly the newest maxlen elements."""
         handler = make_handler(url=redis_server.url, key=key, mode="list", maxlen=10, batch_size=7)
         logger.addHandler(handler)
@@ -97,8 +122,15 @@ class TestModes:
         assert [document["message"] for document in read_list(client, key)] == [str(n) for n in range(90, 100)]
 
     @pytest.mark.parametrize("mode", ["stream", "list"])
-    def test_ttl_is_refreshed(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                              make_handler: MakeHandler, logger: logging.Logger, mode: str) -> None:
+    def test_ttl_is_refreshed(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        mode: str,
+    ) -> None:
         """ttl sets EXPIRE on the key after each write."""
         handler = make_handler(url=redis_server.url, key=key, mode=mode, ttl=300)
         logger.addHandler(handler)
@@ -142,8 +174,14 @@ class TestConfiguration:
         log.removeHandler(handler)
         handler.close()
 
-    def test_formatter_sets_message(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                    make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_formatter_sets_message(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """With a Formatter set, "message" is the formatter's output."""
         handler = make_handler(url=redis_server.url, key=key)
         handler.setFormatter(logging.Formatter("%(levelname)s|%(message)s"))
@@ -152,9 +190,15 @@ class TestConfiguration:
         assert handler.flush(5)
         assert read_stream(client, key)[0]["message"] == "WARNING|formatted"
 
-    def test_bad_format_arguments_keep_the_record(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                                  make_handler: MakeHandler, logger: logging.Logger,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_format_arguments_keep_the_record(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
         """A message whose arguments do not match is still sent, raw, and counted as an error."""
         handler = make_handler(url=redis_server.url, key=key)
         logger.addHandler(handler)
@@ -167,8 +211,14 @@ class TestConfiguration:
 
 
 class TestConcurrency:
-    def test_many_threads_exactly_once_in_order(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                                make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_many_threads_exactly_once_in_order(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """20 threads x 10,000 records: each arrives once, in per-thread order, and the stats add up."""
         threads_count, per_thread = 20, 10_000
         # The buffer holds the whole burst: this test is about ordering, not overflow.
@@ -199,8 +249,9 @@ class TestConcurrency:
         assert stats["dropped"] == 0
         assert_balanced(stats)
 
-    def test_handlers_share_one_runtime_thread(self, redis_server: EmbeddedRedis, key: str,
-                                               make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_handlers_share_one_runtime_thread(
+        self, redis_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """Two handlers run their consumers on the same single background thread."""
         first = make_handler(url=redis_server.url, key=key)
         second = make_handler(url=redis_server.url, key=key + ":2", mode="list")
@@ -244,8 +295,9 @@ class TestOverflow:
     def test_drop_newest_keeps_oldest(self, key: str, make_handler: MakeHandler, logger: logging.Logger) -> None:
         """drop_newest refuses records once the buffer is full and counts each refusal."""
         server = EmbeddedRedis()
-        handler = make_handler(url=server.url, key=key, mode="list", buffer_size=100, batch_size=10,
-                               overflow="drop_newest")
+        handler = make_handler(
+            url=server.url, key=key, mode="list", buffer_size=100, batch_size=10, overflow="drop_newest"
+        )
         logger.addHandler(handler)
         try:
             for number in range(250):
@@ -263,12 +315,14 @@ class TestOverflow:
             handler.close()
             server.stop()
 
-    def test_block_waits_at_most_block_timeout(self, key: str, make_handler: MakeHandler,
-                                               logger: logging.Logger) -> None:
+    def test_block_waits_at_most_block_timeout(
+        self, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """block makes the caller wait for space up to block_timeout, then drops and counts the record."""
         server = EmbeddedRedis()
-        handler = make_handler(url=server.url, key=key, mode="list", buffer_size=20, batch_size=5,
-                               overflow="block", block_timeout=0.2)
+        handler = make_handler(
+            url=server.url, key=key, mode="list", buffer_size=20, batch_size=5, overflow="block", block_timeout=0.2
+        )
         logger.addHandler(handler)
         try:
             durations = []
@@ -289,11 +343,24 @@ class TestOverflow:
             handler.close()
             server.stop()
 
-    def test_block_resumes_when_space_frees(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                            make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_block_resumes_when_space_frees(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """With Redis healthy, a small buffer under block loses nothing."""
-        handler = make_handler(url=redis_server.url, key=key, mode="list", buffer_size=10, batch_size=5,
-                               overflow="block", block_timeout=5.0)
+        handler = make_handler(
+            url=redis_server.url,
+            key=key,
+            mode="list",
+            buffer_size=10,
+            batch_size=5,
+            overflow="block",
+            block_timeout=5.0,
+        )
         logger.addHandler(handler)
         for number in range(2000):
             logger.info("%d", number)
@@ -303,8 +370,9 @@ class TestOverflow:
 
 
 class TestFlushAndClose:
-    def test_flush_false_while_down_then_true(self, own_server: EmbeddedRedis, key: str,
-                                              make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_flush_false_while_down_then_true(
+        self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """flush() returns False on timeout while Redis is down and True once the records are in."""
         handler = make_handler(url=own_server.url, key=key)
         logger.addHandler(handler)
@@ -320,8 +388,14 @@ class TestFlushAndClose:
         """flush() on a fresh handler returns True at once."""
         assert make_handler(url=redis_server.url, key=key).flush(0) is True
 
-    def test_aflush_does_not_block_the_callers_loop(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                                    make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_aflush_does_not_block_the_callers_loop(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """aflush() awaits delivery on the application's own loop, which keeps running meanwhile."""
         handler = make_handler(url=redis_server.url, key=key)
         logger.addHandler(handler)
@@ -347,9 +421,14 @@ class TestFlushAndClose:
         assert ticks > 0
         assert client.xlen(key) == 500
 
-    def test_close_is_idempotent_and_counts_later_records(self, redis_server: EmbeddedRedis, client: redis.Redis,
-                                                          key: str, make_handler: MakeHandler,
-                                                          logger: logging.Logger) -> None:
+    def test_close_is_idempotent_and_counts_later_records(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """close() writes what is buffered, a second close() is a no-op, later records count as dropped_closed."""
         handler = make_handler(url=redis_server.url, key=key)
         logger.addHandler(handler)
@@ -364,9 +443,14 @@ class TestFlushAndClose:
         assert stats["dropped_closed"] == 1
         assert_balanced(stats)
 
-    def test_close_is_bounded_when_redis_is_frozen(self, own_server: EmbeddedRedis, key: str,
-                                                   make_handler: MakeHandler, logger: logging.Logger,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def test_close_is_bounded_when_redis_is_frozen(
+        self,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
         """close() gives up after close_timeout with Redis frozen, counts what was not sent and says so."""
         handler = make_handler(url=own_server.url, key=key, close_timeout=0.5)
         logger.addHandler(handler)
@@ -387,8 +471,9 @@ class TestFlushAndClose:
         assert_balanced(stats)
         assert "were not written before close_timeout" in capsys.readouterr().err
 
-    def test_flush_then_close_share_the_budget(self, own_server: EmbeddedRedis, key: str,
-                                               make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_flush_then_close_share_the_budget(
+        self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """flush() then close(), as logging.shutdown() calls them, take close_timeout together when Redis is down."""
         handler = make_handler(url=own_server.url, key=key, close_timeout=0.6)
         logger.addHandler(handler)
@@ -402,9 +487,9 @@ class TestFlushAndClose:
 
 
 class TestRecursion:
-    def test_records_from_the_runtime_thread_are_not_written(self, redis_server: EmbeddedRedis,
-                                                             client: redis.Redis, key: str,
-                                                             make_handler: MakeHandler) -> None:
+    def test_records_from_the_runtime_thread_are_not_written(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
+    ) -> None:
         """With the handler on the root logger at DEBUG, records logged on the runtime thread are dropped."""
         handler = make_handler(url=redis_server.url, key=key)
         root = logging.getLogger()
@@ -439,8 +524,14 @@ def _document_sizes(documents: list[dict[str, Any]]) -> list[int]:
 
 
 class TestDocumentsEndToEnd:
-    def test_awkward_values_produce_valid_documents(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str,
-                                                    make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_awkward_values_produce_valid_documents(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
         """Unserialisable values, non-UTF-8 bytes, huge messages and tracebacks all arrive as valid JSON."""
         handler = make_handler(url=redis_server.url, key=key, max_document_bytes=4096)
         logger.addHandler(handler)

@@ -24,8 +24,9 @@ MakeHandler = Callable[..., RedisHandler]
 
 class TestRestart:
     @pytest.mark.parametrize("mode", ["stream", "list"])
-    def test_records_logged_while_down_survive_a_restart(self, own_server: EmbeddedRedis, key: str, mode: str,
-                                                         make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_records_logged_while_down_survive_a_restart(
+        self, own_server: EmbeddedRedis, key: str, mode: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """Kill the server mid-stream, log, restart it on the same port: every record arrives, none twice."""
         handler = make_handler(url=own_server.url, key=key, mode=mode)
         logger.addHandler(handler)
@@ -57,8 +58,9 @@ class TestRestart:
         assert slowest < 0.5
         connection.close()
 
-    def test_emit_does_not_wait_while_redis_is_frozen(self, own_server: EmbeddedRedis, key: str,
-                                                      make_handler: MakeHandler, logger: logging.Logger) -> None:
+    def test_emit_does_not_wait_while_redis_is_frozen(
+        self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
         """With the server frozen (SIGSTOP) the logging call still returns at once, and delivery resumes."""
         handler = make_handler(url=own_server.url, key=key, mode="list", batch_size=100)
         logger.addHandler(handler)
@@ -112,7 +114,10 @@ def _run_child(url: str, key: str, count: int, how: str, close_timeout: float = 
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-c", _CHILD, url, key, str(count), how],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "CLOSE_TIMEOUT": str(close_timeout)},
     )
     return time.monotonic() - started, result.stderr, result.returncode
@@ -120,10 +125,11 @@ def _run_child(url: str, key: str, count: int, how: str, close_timeout: float = 
 
 class TestExit:
     @pytest.mark.parametrize("how", list(_EXIT_CODES))
-    def test_exit_without_close_delivers_everything(self, redis_server: EmbeddedRedis, client: redis.Redis,
-                                                    key: str, how: str) -> None:
+    def test_exit_without_close_delivers_everything(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, how: str
+    ) -> None:
         """A process that logs N records and exits (four ways) without calling close delivers all N."""
-        elapsed, stderr, code = _run_child(redis_server.url, key, 5000, how)
+        _, stderr, code = _run_child(redis_server.url, key, 5000, how)
         assert code == _EXIT_CODES[how], stderr
         assert [int(document["message"]) for document in read_list(client, key)] == list(range(5000))
         assert "Exception ignored" not in stderr
