@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._diagnostics import report
 
-__all__ = ["Runtime", "get_runtime", "loop_thread_id", "register_closeable"]
+__all__ = ["Runtime", "get_runtime", "keep_inherited", "loop_thread_id", "register_closeable"]
 
 _T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
@@ -171,11 +171,25 @@ def loop_thread_id() -> int | None:
     return _thread_id
 
 
+# Objects a forked child inherited from its parent's runtime. The child keeps
+# them referenced forever: if they were garbage-collected, redis-py's and
+# asyncio's finalizers could close the inherited sockets through the inherited
+# loop, whose epoll instance the parent shares, and take the parent's
+# connections out of its event loop (the parent then waits a full socket
+# timeout for replies that arrived, and retries: duplicates).
+_inherited: list[object] = []
+
+
+def keep_inherited(*objects: object) -> None:
+    """In a forked child, keep the parent's runtime objects alive and untouched."""
+    _inherited.extend(item for item in objects if item is not None)
+
+
 def _forget_in_child() -> None:
-    # The child inherits the loop object but not its thread: touching it (or
-    # its sockets, which share an epoll instance with the parent) would hang
-    # the child or stall the parent, so it is dropped, never closed.
+    # The child inherits the loop object but not its thread: using it would
+    # hang the child, and closing it would stall the parent.
     global _lock, _runtime, _thread_id
+    keep_inherited(_runtime)
     _lock = threading.Lock()
     _runtime = None
     _thread_id = None

@@ -22,7 +22,7 @@ from ._config import Settings
 from ._counters import Counter
 from ._diagnostics import describe, report
 from ._redis import BatchWriter, Outcome, classify, create_client, frame
-from ._runtime import Runtime, get_runtime, loop_thread_id
+from ._runtime import Runtime, get_runtime, keep_inherited, loop_thread_id
 
 __all__ = ["Shipper"]
 
@@ -44,7 +44,7 @@ class Shipper:
         self._settings = settings
         self._closed = False
         self._reset()
-        self_ref = weakref.WeakMethod(self._reset)
+        self_ref = weakref.WeakMethod(self._reset_in_child)
 
         def reset_in_child() -> None:
             reset = self_ref()
@@ -53,13 +53,18 @@ class Shipper:
 
         os.register_at_fork(after_in_child=reset_in_child)
 
-    def _reset(self) -> None:
-        """Set up (or, in a forked child, replace) all per-process state.
+    def _reset_in_child(self) -> None:
+        """Replace all per-process state in a forked child.
 
-        A child starts with an empty buffer and fresh counters: the parent
-        still owns and sends what it had buffered, and the inherited loop,
-        client and locks are never touched.
+        The child starts with an empty buffer and fresh counters: the parent
+        still owns and sends what it had buffered. The inherited client, task
+        and locks are never touched (nor garbage-collected: see keep_inherited).
         """
+        keep_inherited(self._writer, self._task, self._wakeup, self._retry_now)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Set up all per-process state."""
         settings = self._settings
         self._drop_oldest = settings.overflow == "drop_oldest"
         # In flight records are outside the buffer: keep them to a quarter of it.

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -164,3 +165,42 @@ class TestExit:
         assert code == 0
         assert elapsed < 0.5 + 2.5
         assert "10 records" in stderr
+
+
+class TestFork:
+    def test_child_starts_fresh_and_parent_keeps_its_records(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
+        """After fork the child has an empty buffer and its own runtime; the parent alone sends what it buffered."""
+        # A long flush_interval keeps the parent's records in its buffer across the fork.
+        handler = make_handler(url=redis_server.url, key=key, mode="list", flush_interval=30.0)
+        logger.addHandler(handler)
+        logger.info("warm-up")
+        assert handler.flush(10)
+        for number in range(10):
+            logger.info("parent %d", number)
+        assert handler.stats()["buffered"] == 10
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() of a multi-threaded process
+            pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                fresh = handler.stats()["accepted"] == 0
+                logger.info("child")
+                delivered = handler.flush(10)
+                code = 0 if fresh and delivered and handler.stats()["written"] == 1 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert handler.flush(10)
+        messages = [document["message"] for document in read_list(client, key)]
+        assert sorted(messages) == sorted(["warm-up", "child"] + [f"parent {n}" for n in range(10)])
+        producers = {document["id"].rsplit("-", 1)[0] for document in read_list(client, key)}
+        assert len(producers) == 2
