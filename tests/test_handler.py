@@ -276,7 +276,8 @@ class TestOverflow:
                 logger.info("%d", number)
             stats = handler.stats()
             assert stats["accepted"] == 250
-            assert stats["buffered"] <= 100 + 10
+            # In the buffer, or in the one round trip in flight (at most a quarter of the buffer).
+            assert stats["buffered"] <= 100 + 25
             assert stats["dropped_overflow"] == 250 - stats["buffered"]
             server.start()
             assert handler.flush(10) is False  # records were dropped since the last flush
@@ -304,11 +305,14 @@ class TestOverflow:
                 logger.info("%d", number)
             stats = handler.stats()
             assert stats["buffered"] + stats["dropped_overflow"] == 250
-            assert 100 <= stats["buffered"] <= 110
+            assert 100 <= stats["buffered"] <= 100 + 25
             server.start()
             assert handler.flush(10) is False
             delivered = [int(d["message"]) for d in read_list(redis.Redis.from_url(server.url), key)]
-            assert delivered == list(range(len(delivered)))
+            # The first buffer_size records are never refused; once the consumer
+            # takes a batch out, later records may fill the room it freed.
+            assert delivered[:100] == list(range(100))
+            assert delivered == sorted(delivered)
             assert handler.stats()["dropped_overflow"] == 250 - len(delivered)
             assert_balanced(handler.stats())
         finally:
