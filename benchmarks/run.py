@@ -196,6 +196,110 @@ def loguru_throughput(records: int, thread_counts: list[int], reps: int) -> list
     return rows
 
 
+def _threaded_rate(threads: int, records: int, log_one: Callable[[int], None], finish: Callable[[], None]) -> float:
+    per_thread = records // threads
+    gate = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        gate.wait()
+        for number in range(per_thread):
+            log_one(number)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    gate.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    finish()
+    return per_thread * threads / (time.perf_counter() - started)
+
+
+def adapters(url: str, records: int, thread_counts: list[int], reps: int) -> list[dict[str, Any]]:
+    """LoguruSink and StructlogProcessor end to end, against each framework into a discarding sink."""
+    try:
+        import structlog  # noqa: PLC0415 - optional peers
+        from loguru import logger  # noqa: PLC0415
+    except ImportError:
+        return []
+    from redis_log_handler import LoguruSink, StructlogProcessor  # noqa: PLC0415
+    from redis_log_handler._document import DocumentEncoder  # noqa: PLC0415
+    from redis_log_handler._sources import loguru_document, structlog_document  # noqa: PLC0415
+
+    encoder = DocumentEncoder({}, 262_144)
+
+    def loguru_run(threads: int, into: str) -> float:
+        logger.remove()
+        handler = RedisHandler(url=url, key=f"bench:{uuid.uuid4().hex}") if into == "redis" else None
+        sinks: dict[str, Any] = {
+            "discard": lambda _message: None,
+            "document": lambda message: encoder.encode(loguru_document(message.record)),
+        }
+        logger.add(LoguruSink(handler) if handler else sinks[into], level="INFO")
+
+        def finish() -> None:
+            if handler is not None and not handler.flush(300):
+                raise RuntimeError("LoguruSink did not deliver")
+
+        rate = _threaded_rate(threads, records, lambda n: logger.info("request {} served in {} ms", "/a", n), finish)
+        logger.remove()
+        if handler is not None:
+            handler.close()
+        return rate
+
+    def structlog_run(threads: int, into: str) -> float:
+        handler = RedisHandler(url=url, key=f"bench:{uuid.uuid4().hex}") if into == "redis" else None
+
+        def discard(_logger: Any, _name: str, _event: Any) -> Any:
+            raise structlog.DropEvent
+
+        def document(_logger: Any, name: str, event: Any) -> Any:
+            encoder.encode(structlog_document(event, name))
+            raise structlog.DropEvent
+
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                StructlogProcessor(handler, drop=True) if handler else {"discard": discard, "document": document}[into],
+            ],
+            cache_logger_on_first_use=True,
+        )
+        log = structlog.get_logger()
+
+        def finish() -> None:
+            if handler is not None and not handler.flush(300):
+                raise RuntimeError("StructlogProcessor did not deliver")
+
+        rate = _threaded_rate(threads, records, lambda n: log.info("request served", path="/a", ms=n), finish)
+        structlog.reset_defaults()
+        if handler is not None:
+            handler.close()
+        return rate
+
+    rows = []
+    for framework, run_one in (("loguru", loguru_run), ("structlog", structlog_run)):
+        for threads in thread_counts:
+            rates: dict[str, list[float]] = {"discard": [], "document": [], "redis": []}
+            for _ in range(reps):
+                for into, samples in rates.items():
+                    samples.append(run_one(threads, into))
+            discard_rate, document_rate, ours = (statistics.median(samples) for samples in rates.values())
+            rows.append(
+                {
+                    "framework": framework,
+                    "threads": threads,
+                    "discard_records_per_s": discard_rate,
+                    "floor_records_per_s": document_rate,
+                    "records_per_s": ours,
+                    "ratio_to_floor": ours / document_rate,
+                    "ratio_to_discard": ours / discard_rate,
+                }
+            )
+    return rows
+
+
 # -------------------------------------------------------------- caller cost
 
 
@@ -378,6 +482,19 @@ def print_report(results: dict[str, Any]) -> None:
             else:
                 cells.append(_format_rate(row["records_per_s"]))
         print(f"| {design} | " + " | ".join(cells) + " |")
+    if results["adapters"]:
+        print("\n## Adapters, end to end (records/s, median)\n")
+        print("Floors: the framework into a sink that discards the message, and into a sink that builds the")
+        print("identical document and discards it (the adapter's own floor).\n")
+        print("| adapter | threads | into a discarding sink | building the document | through RedisHandler |")
+        print("|---|---|---|---|---|")
+        for row in results["adapters"]:
+            adapter = "LoguruSink" if row["framework"] == "loguru" else "StructlogProcessor"
+            print(
+                f"| {adapter} | {row['threads']} | {_format_rate(row['discard_records_per_s'])} | "
+                f"{_format_rate(row['floor_records_per_s'])} | {_format_rate(row['records_per_s'])} "
+                f"({row['ratio_to_floor']:.2f}x the document floor) |"
+            )
     cost = results["caller_cost"]
     print("\n## Caller cost (one logging call, 1 thread, microseconds)\n")
     print("| case | calls | p50 | p99 | p99.9 | max |")
@@ -446,6 +563,8 @@ def main() -> int:
         _progress("throughput")
         results["throughput"] = throughput(server.url, records, thread_counts, reps, peer_reps)
         results["loguru"] = loguru_throughput(records, thread_counts, peer_reps)
+        _progress("adapters")
+        results["adapters"] = adapters(server.url, records, thread_counts, peer_reps)
         _progress("caller cost")
         results["caller_cost"] = caller_cost(5_000 if smoke else 100_000)
         _progress("memory")

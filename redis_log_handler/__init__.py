@@ -5,10 +5,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._handler import RedisHandler
+from ._loguru import LoguruSink
+from ._structlog import StructlogProcessor
 
 try:
     __version__ = version("redis-log-handler")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["RedisHandler", "__version__"]
+__all__ = ["LoguruSink", "RedisHandler", "StructlogProcessor", "__version__"]

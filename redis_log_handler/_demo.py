@@ -16,30 +16,91 @@ from typing import Any, cast
 import redis
 
 from ._handler import RedisHandler
+from ._loguru import LoguruSink
 from ._server import EmbeddedRedis
+from ._structlog import StructlogProcessor
 
 __all__ = ["run_demo"]
 
-_LEVELS = (logging.DEBUG, logging.INFO, logging.INFO, logging.INFO, logging.WARNING, logging.ERROR)
+_LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
 
 
-def _work(log: logging.Logger, worker: int, count: int) -> None:
+class _Frameworks:
+    """The loggers the demo writes through: stdlib always, Loguru and structlog when installed."""
+
+    def __init__(self, handler: RedisHandler) -> None:
+        self.stdlib = logging.getLogger("redis_log_handler.demo")
+        self.stdlib.propagate = False
+        self.stdlib.setLevel(logging.DEBUG)
+        self.stdlib.addHandler(handler)
+        self.loguru: Any = None
+        self.structlog: Any = None
+        self._loguru_sink: int | None = None
+        try:
+            from loguru import logger  # noqa: PLC0415 - optional (the demo extra brings it)
+        except ImportError:
+            pass
+        else:
+            logger.remove()  # the demo shows its own progress instead of Loguru's stderr output
+            self._loguru_sink = logger.add(LoguruSink(handler), level="DEBUG")
+            self.loguru = logger
+        try:
+            import structlog  # noqa: PLC0415 - optional (the demo extra brings it)
+        except ImportError:
+            pass
+        else:
+            structlog.configure(
+                processors=[
+                    structlog.contextvars.merge_contextvars,
+                    structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso"),
+                    StructlogProcessor(handler, drop=True),  # to Redis only, not rendered
+                ],
+                cache_logger_on_first_use=True,
+            )
+            self.structlog = structlog
+
+    @property
+    def names(self) -> list[str]:
+        """The frameworks in use."""
+        return ["stdlib"] + [name for name in ("loguru", "structlog") if getattr(self, name) is not None]
+
+    def detach(self, handler: RedisHandler) -> None:
+        """Stop sending to *handler*."""
+        self.stdlib.removeHandler(handler)
+        if self.loguru is not None and self._loguru_sink is not None:
+            self.loguru.remove(self._loguru_sink)
+
+
+def _work(frameworks: _Frameworks, worker: int, count: int) -> None:
+    """Log *count* records, taking turns through each framework, with an exception now and then."""
+    stdlib = frameworks.stdlib
+    loguru = frameworks.loguru.bind(worker=worker) if frameworks.loguru is not None else None
+    struct = (
+        frameworks.structlog.get_logger().bind(logger="demo.struct", worker=worker) if frameworks.structlog else None
+    )
+    turns = len(frameworks.names)
     for number in range(count):
         level = _LEVELS[number % len(_LEVELS)]
+        turn = number % turns
         if number % 997 == 0:
             try:
                 raise ValueError(f"order {number} has no items")
             except ValueError:
-                log.exception("worker %d failed on order %d", worker, number, extra={"worker": worker})
-        else:
-            log.log(
-                level,
+                stdlib.exception("worker %d failed on order %d", worker, number, extra={"worker": worker})
+        elif turn == 0:
+            stdlib.log(
+                logging.getLevelName(level),
                 "worker %d served request %d in %d ms",
                 worker,
                 number,
                 number % 50,
                 extra={"worker": worker, "request": number},
             )
+        elif turn == 1 and loguru is not None:
+            loguru.log(level, "worker {} served request {} in {} ms", worker, number, number % 50, request=number)
+        elif struct is not None:
+            getattr(struct, level.lower())("request served", request=number, ms=number % 50)
 
 
 def _progress(handler: RedisHandler, done: threading.Event, started: float) -> None:
@@ -96,19 +157,19 @@ def run_demo(url: str | None, key: str, threads: int, records: int) -> int:
 
 def _log_and_summarise(url: str, key: str, threads: int, records: int) -> int:
     handler = RedisHandler(url=url, key=key, fields={"service": "demo"})
-    log = logging.getLogger("redis_log_handler.demo")
-    log.propagate = False
-    log.setLevel(logging.DEBUG)
-    log.addHandler(handler)
+    frameworks = _Frameworks(handler)
     redis.Redis.from_url(url).delete(key)
 
     per_thread = max(1, records // threads)
-    print(f"Logging {per_thread * threads:,} records from {threads} threads into stream {key!r} ...")
+    print(
+        f"Logging {per_thread * threads:,} records from {threads} threads through {', '.join(frameworks.names)} "
+        f"into stream {key!r} ..."
+    )
     done = threading.Event()
     started = time.perf_counter()
     reporter = threading.Thread(target=_progress, args=(handler, done, started), daemon=True)
     reporter.start()
-    workers = [threading.Thread(target=_work, args=(log, worker, per_thread)) for worker in range(threads)]
+    workers = [threading.Thread(target=_work, args=(frameworks, worker, per_thread)) for worker in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -119,7 +180,7 @@ def _log_and_summarise(url: str, key: str, threads: int, records: int) -> int:
     done.set()
     reporter.join()
     stats = handler.stats()
-    log.removeHandler(handler)
+    frameworks.detach(handler)
     handler.close()
 
     total, levels, sources = _read_back(url, key)
@@ -163,6 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--key", default="redis-log-handler:demo", help="stream key (deleted first)")
     demo.add_argument("--threads", type=int, default=8)
-    demo.add_argument("--records", type=int, default=200_000)
+    demo.add_argument("--records", type=int, default=100_000)
     arguments = parser.parse_args(argv)
     return run_demo(arguments.url, arguments.key, arguments.threads, arguments.records)

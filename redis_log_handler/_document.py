@@ -15,11 +15,13 @@ from typing import Any
 from ._json import dumps, json_safe, safe_str
 
 __all__ = [
+    "HOST",
     "SCHEMA_VERSION",
     "DocumentEncoder",
     "exception_info",
     "iso_timestamp",
     "next_record_id",
+    "normalize_level",
 ]
 
 SCHEMA_VERSION = "1"
@@ -77,6 +79,23 @@ def iso_timestamp(created: float) -> str:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second_cache = (second, prefix)
     return f"{prefix}.{micros:06d}Z"
+
+
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "EXCEPTION": "ERROR"}
+
+
+def normalize_level(level: object) -> tuple[str, int]:
+    """Return the stdlib spelling of a level name or number and its number (0 when unknown).
+
+    ``info`` becomes ``INFO``, ``warn`` ``WARNING``, ``fatal`` ``CRITICAL``, ``exception`` ``ERROR``;
+    names registered with ``logging.addLevelName`` are known too.
+    """
+    if isinstance(level, int) and not isinstance(level, bool):
+        return logging.getLevelName(level), level
+    name = safe_str(level).upper()
+    name = _LEVEL_ALIASES.get(name, name)
+    number = logging.getLevelName(name)  # a number for known names, else "Level <name>"
+    return name, number if isinstance(number, int) else 0
 
 
 def exception_info(
@@ -137,7 +156,7 @@ class DocumentEncoder:
             exception = exception_info(exc_info[0], exc_info[1], record.exc_text)
         else:
             exception = None
-        document = {
+        return {
             "@timestamp": iso_timestamp(record.created),
             "@version": SCHEMA_VERSION,
             "level": record.levelname,
@@ -159,12 +178,11 @@ class DocumentEncoder:
             "stack": record.stack_info,
             "extra": {key: json_safe(attributes[key]) for key in extra_keys} if extra_keys else {},
         }
-        if self._fields:
-            document.update(self._fields)
-        return document
 
     def encode(self, document: dict[str, Any]) -> bytes:
-        """Encode *document*, repairing what JSON cannot hold and cutting it down to size."""
+        """Add the static fields to *document* and encode it, repairing what JSON cannot hold and cutting it to size."""
+        if self._fields:
+            document.update(self._fields)
         try:
             data = dumps(document)
         except Exception:

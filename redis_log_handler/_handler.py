@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from ._config import ClientFactory, Settings, redact_url
-from ._diagnostics import report
+from ._counters import Counter
+from ._diagnostics import describe, report
 from ._document import DocumentEncoder
 from ._json import safe_str
 from ._runtime import register_closeable
 from ._shipper import Shipper
+from ._sources import structlog_document
 
 __all__ = ["RedisHandler"]
+
+_Arguments = TypeVarTuple("_Arguments")
+# Sources other than stdlib logging, counted apart in stats().
+_ADAPTER_SOURCES = ("loguru", "structlog")
 
 
 class RedisHandler(logging.Handler):
@@ -65,6 +71,7 @@ class RedisHandler(logging.Handler):
         super().__init__(level)
         self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes)
         self._shipper = Shipper(self.settings)
+        self._accepted_by_source = {source: Counter() for source in _ADAPTER_SOURCES}
         register_closeable(self)
 
     def handle(self, record: logging.LogRecord) -> Any:
@@ -87,14 +94,20 @@ class RedisHandler(logging.Handler):
         try:
             if not shipper.accept():
                 return
-            try:
-                message = self.format(record) if self.formatter is not None else record.getMessage()
-            except Exception:
-                # A bad format string or argument must not lose the record:
-                # send the raw message and report the error.
-                message = f"{safe_str(record.msg)} (message formatting failed; args: {safe_str(record.args)})"
-                self.handleError(record)
-            data = self._encoder.encode(self._encoder.stdlib_document(record, message))
+            if type(record.msg) is dict and "_logger" in record.__dict__:
+                # structlog.stdlib: ProcessorFormatter.wrap_for_formatter put the event dict in msg.
+                self._accepted_by_source["structlog"].increment()
+                document = structlog_document(record.msg, record.levelname.lower(), record)
+            else:
+                try:
+                    message = self.format(record) if self.formatter is not None else record.getMessage()
+                except Exception:
+                    # A bad format string or argument must not lose the record:
+                    # send the raw message and report the error.
+                    message = f"{safe_str(record.msg)} (message formatting failed; args: {safe_str(record.args)})"
+                    self.handleError(record)
+                document = self._encoder.stdlib_document(record, message)
+            data = self._encoder.encode(document)
         except Exception:
             shipper.count_unencodable()
             self.handleError(record)
@@ -103,6 +116,23 @@ class RedisHandler(logging.Handler):
             shipper.put(data)
         except Exception:
             self.handleError(record)
+
+    def _submit(
+        self, build: Callable[[*_Arguments], dict[str, Any]], arguments: tuple[*_Arguments], source: str
+    ) -> None:
+        """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis."""
+        self._accepted_by_source[source].increment()
+        shipper = self._shipper
+        try:
+            if not shipper.accept():
+                return
+            data = self._encoder.encode(build(*arguments))
+        except Exception as exc:
+            shipper.count_unencodable()
+            shipper.count_handler_error()
+            report(f"{source}-error", f"a {source} record could not be encoded and was dropped: {describe(exc)}")
+            return
+        shipper.put(data)
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the error and report it on stderr at most once per interval (with a traceback)."""
@@ -135,7 +165,11 @@ class RedisHandler(logging.Handler):
 
     def stats(self) -> dict[str, int]:
         """Return the handler's counters (see the configuration reference for each one)."""
-        return self._shipper.stats()
+        stats = self._shipper.stats()
+        by_source = {f"accepted_{source}": counter.value() for source, counter in self._accepted_by_source.items()}
+        stats["accepted_stdlib"] = stats["accepted"] - sum(by_source.values())
+        stats.update(by_source)
+        return stats
 
     def __repr__(self) -> str:
         settings = self.settings

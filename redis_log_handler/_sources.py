@@ -1,0 +1,175 @@
+"""Mapping Loguru records and structlog event dicts onto the schema-1 document (no framework imports)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ._document import HOST, SCHEMA_VERSION, exception_info, iso_timestamp, next_record_id, normalize_level
+from ._json import json_safe, safe_str
+
+__all__ = ["loguru_document", "structlog_document"]
+
+
+def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a Loguru record (``message.record``) onto the schema-1 document."""
+    level = record["level"]
+    exception = record["exception"]
+    if exception is not None and (exception.type is not None or exception.value is not None):
+        try:
+            text = "".join(traceback.format_exception(exception.type, exception.value, exception.traceback))
+        except Exception:
+            text = None
+        exception_object = exception_info(exception.type, exception.value, text)
+    else:
+        exception_object = None
+    process, thread, file = record["process"], record["thread"], record["file"]
+    extra = record["extra"]
+    return {
+        "@timestamp": iso_timestamp(record["time"].timestamp()),  # aware datetime: timestamp() is UTC-based
+        "@version": SCHEMA_VERSION,
+        "level": level.name,  # custom levels (logger.level("AUDIT", no=25)) keep their name and number
+        "levelno": level.no,
+        "logger": record["name"],
+        "message": record["message"],
+        "source": "loguru",
+        "module": record["module"],
+        "function": record["function"],
+        "line": record["line"],
+        "file": file.path,
+        "process": process.id,
+        "process_name": process.name,
+        "thread": thread.id,
+        "thread_name": thread.name,
+        "host": HOST,
+        "id": next_record_id(),
+        "exception": exception_object,
+        "stack": None,
+        # bind()/contextualize() values sit at the top of "extra", not nested a level deeper.
+        "extra": {safe_str(key): json_safe(value) for key, value in extra.items()} if extra else {},
+    }
+
+
+# Keys the mapping consumes; everything else in the event dict goes to "extra".
+_CONSUMED = frozenset(
+    {
+        "event",
+        "level",
+        "log_level",
+        "timestamp",
+        "logger",
+        "logger_name",
+        "exc_info",
+        "exception",
+        "stack",
+        "stack_info",
+        "pathname",
+        "filename",
+        "module",
+        "func_name",
+        "lineno",
+        "process",
+        "process_name",
+        "thread",
+        "thread_name",
+        "_record",
+        "_from_structlog",
+    }
+)
+
+
+def _timestamp(value: object) -> str:
+    """``@timestamp`` from structlog's ``timestamp`` (ISO text, epoch number or datetime), else now."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return iso_timestamp(moment.timestamp())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return iso_timestamp(float(value))
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return _timestamp(parsed)
+    return iso_timestamp(time.time())
+
+
+def _exception(event_dict: Mapping[str, Any]) -> dict[str, str] | None:
+    exc_info = event_dict.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        return exception_info(type(exc_info), exc_info, None)
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and exc_info[0] is not None:
+        return exception_info(exc_info[0], exc_info[1], None)
+    rendered = event_dict.get("exception")
+    if isinstance(rendered, str) and rendered:
+        # Rendered by format_exc_info: the last line is "Type: message".
+        last = rendered.rstrip("\n").rsplit("\n", 1)[-1]
+        kind, _, message = last.partition(": ")
+        return {"type": kind, "message": message, "traceback": rendered.rstrip("\n")}
+    if rendered:  # dict_tracebacks: a structure, kept as JSON-safe data
+        return {"type": "", "message": "", "traceback": safe_str(json_safe(rendered))}
+    return None
+
+
+def structlog_document(
+    event_dict: Mapping[str, Any], method_name: str, record: logging.LogRecord | None = None
+) -> dict[str, Any]:
+    """Map a structlog event dict onto the schema-1 document.
+
+    With *record* (an event that reached stdlib logging through
+    ``ProcessorFormatter.wrap_for_formatter``), the logger name, level and call
+    site come from the record, which stdlib filled in at the real call site.
+    """
+    get = event_dict.get
+    level_value = get("level") or get("log_level") or (record.levelname if record else method_name)
+    level, levelno = normalize_level(level_value)
+    module: Any
+    function: Any
+    line: Any
+    file: Any
+    if record is not None:
+        logger_name: Any = record.name
+        module, function, line, file = record.module, record.funcName, record.lineno, record.pathname
+        process, process_name = record.process, record.processName
+        thread, thread_name = record.thread, record.threadName
+        created = get("timestamp", record.created)
+    else:
+        logger_name = get("logger") or get("logger_name")
+        module, function, line, file = get("module"), get("func_name"), get("lineno"), get("pathname")
+        current = threading.current_thread()
+        process, process_name = get("process", os.getpid()), get("process_name")
+        thread, thread_name = get("thread", current.ident), get("thread_name", current.name)
+        created = get("timestamp")
+    extra = {safe_str(key): json_safe(value) for key, value in event_dict.items() if key not in _CONSUMED}
+    return {
+        "@timestamp": _timestamp(created),
+        "@version": SCHEMA_VERSION,
+        "level": level,
+        "levelno": levelno,
+        "logger": None if logger_name is None else safe_str(logger_name),
+        "message": safe_str(get("event", "")),
+        "source": "structlog",
+        "module": module,
+        "function": function,
+        "line": line,
+        "file": file,
+        "process": process,
+        "process_name": process_name,
+        "thread": thread,
+        "thread_name": thread_name,
+        "host": HOST,
+        "id": next_record_id(),
+        "exception": _exception(event_dict),
+        "stack": get("stack") or get("stack_info") or None,
+        "extra": extra,
+    }

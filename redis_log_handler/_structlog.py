@@ -1,0 +1,50 @@
+"""StructlogProcessor: a RedisHandler as a structlog processor (structlog is imported only by the application)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ._document import normalize_level
+from ._handler import RedisHandler
+from ._sources import structlog_document
+
+__all__ = ["StructlogProcessor"]
+
+
+class StructlogProcessor:
+    """A structlog processor that tees each event into a :class:`RedisHandler` and returns it unchanged.
+
+    Put it anywhere in the chain (typically after ``add_log_level`` and
+    ``TimeStamper`` and before the renderer); the chain goes on to render to
+    the console as before. *level* skips events below it; ``drop=True`` ends
+    the chain here (raises ``structlog.DropEvent``) once the event is buffered.
+    """
+
+    __slots__ = ("_drop_event", "_handler", "_levelno")
+
+    def __init__(self, handler: RedisHandler, *, level: int | str = logging.NOTSET, drop: bool = False) -> None:
+        if not isinstance(handler, RedisHandler):
+            raise ValueError(f"handler must be a RedisHandler, got {type(handler).__name__}")
+        self._handler = handler
+        self._levelno = normalize_level(level)[1]
+        if isinstance(level, str) and self._levelno == 0 and level.upper() != "NOTSET":
+            raise ValueError(f"level must be a logging level name or number, got {level!r}")
+        self._drop_event: type[BaseException] | None = None
+        if drop:
+            from structlog import DropEvent  # noqa: PLC0415 - structlog is an optional extra
+
+            self._drop_event = DropEvent
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Mapping[str, Any]) -> Any:
+        """Buffer the event (never raises, never waits on Redis) and hand it on untouched."""
+        if not self._levelno or self._level_of(event_dict, method_name) >= self._levelno:
+            self._handler._submit(structlog_document, (event_dict, method_name), "structlog")
+        if self._drop_event is not None:
+            raise self._drop_event
+        return event_dict
+
+    @staticmethod
+    def _level_of(event_dict: Mapping[str, Any], method_name: str) -> int:
+        return normalize_level(event_dict.get("level") or event_dict.get("log_level") or method_name)[1]
