@@ -114,11 +114,15 @@ def throughput(url: str, records: int, thread_counts: list[int], reps: int, peer
         ("python-logstash-async (TCP sink)", lambda _key: peers.logstash_async(records), False),
     ]
     client = redis.Redis.from_url(url)
+    for _, factory, _ in designs[:4]:  # warm up: imports, the runtime thread, first connections
+        _run_once(factory, 1, min(records, 2_000))
     rows = []
     for threads in thread_counts:
         samples: dict[str, list[float]] = {name: [] for name, _, _ in designs}
         for rep in range(reps):
-            for name, factory, every_rep in designs:
+            # Rotate the order every repetition so no design always runs first (or right after the same one).
+            shift = rep % len(designs)
+            for name, factory, every_rep in designs[shift:] + designs[:shift]:
                 if not every_rep and rep >= peer_reps:
                     continue
                 rate = _run_once(factory, threads, records)
