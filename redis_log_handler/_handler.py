@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
 
@@ -18,6 +19,21 @@ from ._sources import structlog_document
 __all__ = ["RedisHandler"]
 
 _Arguments = TypeVarTuple("_Arguments")
+
+
+class _Reentry(threading.local):
+    """Whether this thread is inside a RedisHandler right now.
+
+    Starting the runtime creates an event loop, and asyncio logs while it
+    does ("Using selector: ..."); a record logged while the handler is busy
+    on the same thread would come straight back into it and deadlock on its
+    start-up lock. Such records are dropped and counted as dropped_internal.
+    """
+
+    active = False
+
+
+_reentry = _Reentry()
 # Sources other than stdlib logging, counted apart in stats().
 _ADAPTER_SOURCES = ("loguru", "structlog")
 
@@ -91,13 +107,19 @@ class RedisHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Encode *record* and buffer it; never raises, never waits on Redis."""
         shipper = self._shipper
+        if _reentry.active:
+            shipper.count_internal()
+            return
+        _reentry.active = True
         try:
+            # structlog.stdlib: ProcessorFormatter.wrap_for_formatter put the event dict in msg.
+            event_dict = record.msg if type(record.msg) is dict and "_logger" in record.__dict__ else None
+            if event_dict is not None:
+                self._accepted_by_source["structlog"].increment()
             if not shipper.accept():
                 return
-            if type(record.msg) is dict and "_logger" in record.__dict__:
-                # structlog.stdlib: ProcessorFormatter.wrap_for_formatter put the event dict in msg.
-                self._accepted_by_source["structlog"].increment()
-                document = structlog_document(record.msg, record.levelname.lower(), record)
+            if event_dict is not None:
+                document = structlog_document(event_dict, record.levelname.lower(), record)
             else:
                 try:
                     message = self.format(record) if self.formatter is not None else record.getMessage()
@@ -107,15 +129,12 @@ class RedisHandler(logging.Handler):
                     message = f"{safe_str(record.msg)} (message formatting failed; args: {safe_str(record.args)})"
                     self.handleError(record)
                 document = self._encoder.stdlib_document(record, message)
-            data = self._encoder.encode(document)
+            shipper.put(self._encoder.encode(document))
         except Exception:
-            shipper.count_unencodable()
+            shipper.count_failed()
             self.handleError(record)
-            return
-        try:
-            shipper.put(data)
-        except Exception:
-            self.handleError(record)
+        finally:
+            _reentry.active = False
 
     def _submit(
         self, build: Callable[[*_Arguments], dict[str, Any]], arguments: tuple[*_Arguments], source: str
@@ -123,16 +142,19 @@ class RedisHandler(logging.Handler):
         """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis."""
         self._accepted_by_source[source].increment()
         shipper = self._shipper
-        try:
-            if not shipper.accept():
-                return
-            data = self._encoder.encode(build(*arguments))
-        except Exception as exc:
-            shipper.count_unencodable()
-            shipper.count_handler_error()
-            report(f"{source}-error", f"a {source} record could not be encoded and was dropped: {describe(exc)}")
+        if _reentry.active:
+            shipper.count_internal()
             return
-        shipper.put(data)
+        _reentry.active = True
+        try:
+            if shipper.accept():
+                shipper.put(self._encoder.encode(build(*arguments)))
+        except Exception as exc:
+            shipper.count_failed()
+            shipper.count_handler_error()
+            report(f"{source}-error", f"a {source} record could not be buffered and was dropped: {describe(exc)}")
+        finally:
+            _reentry.active = False
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the error and report it on stderr at most once per interval (with a traceback)."""

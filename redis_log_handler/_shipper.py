@@ -87,7 +87,7 @@ class Shipper:
         self._rejected = Counter()  # drop_newest, or block timed out
         self._dropped_after_close = Counter()
         self._dropped_internal = Counter()
-        self._dropped_unencodable = Counter()
+        self._dropped_failed = Counter()
         self._handler_errors = Counter()
 
         # Changed on the runtime loop only.
@@ -104,8 +104,8 @@ class Shipper:
         self._closing = False
         self._close_deadline = float("inf")
         self._waiters: list[tuple[int, int, concurrent.futures.Future[bool]]] = []
-        # Drops after enqueueing that a finished flush has already accounted for:
-        # a flush returns False only for drops since the previous one finished.
+        # Lost records (see _lost_records) a finished flush has already accounted
+        # for: a flush returns False only for losses since the previous one finished.
         self._drops_acknowledged = 0
         self._writer: BatchWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -127,9 +127,14 @@ class Shipper:
             return False
         return True
 
-    def count_unencodable(self) -> None:
-        """Count an accepted record that could not be encoded at all."""
-        self._dropped_unencodable.increment()
+    def count_internal(self) -> None:
+        """Count a record logged from inside the handler itself: accepted, and dropped as internal."""
+        self._accepted.increment()
+        self._dropped_internal.increment()
+
+    def count_failed(self) -> None:
+        """Count an accepted record that could not be encoded or buffered (an error, reported by the caller)."""
+        self._dropped_failed.increment()
 
     def count_handler_error(self) -> None:
         """Count an error reported through ``Handler.handleError``."""
@@ -212,7 +217,7 @@ class Shipper:
             self._settle_waiters()
 
     async def _warm_up(self) -> None:
-        """Connect and load the script before the first batch (host names resolve now, not at exit)."""
+        """Connect before the first batch, so host names resolve now rather than during interpreter exit."""
         try:
             writer = self._ensure_writer()
             await writer.prepare()
@@ -280,10 +285,12 @@ class Shipper:
                     errors = await writer.write(batches)
             except Exception as exc:
                 # No reply: the outcome of every batch is unknown, all are retried.
-                errors = [exc] * len(batches)
-            batches = self._settle_batches(batches, errors)
-            if not batches:
-                return
+                self._write_errors += 1
+                report("retry", f"writing to {self._settings.key!r} failed ({describe(exc)}); retrying with backoff")
+            else:
+                batches = self._settle_batches(batches, errors)
+                if not batches:
+                    return
             if self._closing and time.monotonic() >= self._close_deadline:
                 return  # _shutdown counts what is still in flight as unsent
             attempt += 1
@@ -310,7 +317,7 @@ class Shipper:
                 )
             else:
                 retry.append(batch)
-                report("retry", f"writing to {self._settings.key!r} failed ({describe(error)}); retrying with backoff")
+                report("retry", f"Redis answered {describe(error)} for {self._settings.key!r}; retrying with backoff")
         return retry
 
     async def _backoff(self, attempt: int) -> None:
@@ -343,7 +350,7 @@ class Shipper:
         return (
             max(0, evicted)
             + self._rejected.value()
-            + self._dropped_unencodable.value()
+            + self._dropped_failed.value()
             + self._dropped_error
             + self._dropped_unsent
         )
@@ -525,7 +532,7 @@ class Shipper:
         evicted = max(0, enqueued - self._dequeued - buffered) if self._drop_oldest else 0
         dropped_overflow = self._rejected.value() + evicted
         dropped_closed = self._dropped_after_close.value() + self._dropped_unsent
-        dropped_error = self._dropped_error + self._dropped_unencodable.value()
+        dropped_error = self._dropped_error + self._dropped_failed.value()
         dropped_internal = self._dropped_internal.value()
         return {
             "accepted": accepted,

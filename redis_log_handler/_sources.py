@@ -32,12 +32,15 @@ def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
         exception_object = None
     process, thread, file = record["process"], record["thread"], record["file"]
     extra = record["extra"]
+    # A stdlib record intercepted into Loguru (the InterceptHandler recipe in docs/loguru.md) carries its
+    # logger's name as extra["logger_name"]; Loguru's own "name" is only the calling module.
+    logger_name = extra.get("logger_name") or record["name"]
     return {
         "@timestamp": iso_timestamp(record["time"].timestamp()),  # aware datetime: timestamp() is UTC-based
         "@version": SCHEMA_VERSION,
         "level": level.name,  # custom levels (logger.level("AUDIT", no=25)) keep their name and number
         "levelno": level.no,
-        "logger": record["name"],
+        "logger": logger_name,
         "message": record["message"],
         "source": "loguru",
         "module": record["module"],
@@ -53,7 +56,7 @@ def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
         "exception": exception_object,
         "stack": None,
         # bind()/contextualize() values sit at the top of "extra", not nested a level deeper.
-        "extra": {safe_str(key): json_safe(value) for key, value in extra.items()} if extra else {},
+        "extra": {safe_str(key): json_safe(value) for key, value in extra.items() if key != "logger_name"},
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import subprocess
 import sys
@@ -23,6 +24,23 @@ from redis_log_handler._server import EmbeddedRedis
 from .conftest import read_stream
 
 MakeHandler = Callable[..., RedisHandler]
+
+
+class InterceptHandler(logging.Handler):
+    """Loguru's InterceptHandler recipe, binding the stdlib logger name as docs/loguru.md shows."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Re-log *record* through Loguru from the caller's frame."""
+        try:
+            level: str | int = loguru_logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = inspect.currentframe(), 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame, depth = frame.f_back, depth + 1
+        loguru_logger.opt(depth=depth, exception=record.exc_info).bind(logger_name=record.name).log(
+            level, record.getMessage()
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -191,6 +209,35 @@ class TestLoguru:
         assert callable(sink.stop)
         assert not hasattr(sink, "flush")
         sink.handler.close()
+
+    def test_intercepted_stdlib_records_keep_name_level_and_call_site(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
+    ) -> None:
+        """Stdlib records routed into Loguru by the documented InterceptHandler keep logger, level and call site."""
+        handler = make_handler(url=redis_server.url, key=key)
+        loguru_logger.add(LoguruSink(handler))
+        library_logger = logging.getLogger("library.engine")
+        library_logger.propagate = False
+        library_logger.addHandler(InterceptHandler())
+        library_logger.setLevel(logging.DEBUG)
+        try:
+            library_logger.warning("pool %s exhausted", "main")
+            line = sys._getframe().f_lineno - 1
+        finally:
+            library_logger.handlers.clear()
+        assert handler.flush(5)
+        [document] = read_stream(client, key)
+        assert (document["logger"], document["level"], document["message"]) == (
+            "library.engine",
+            "WARNING",
+            "pool main exhausted",
+        )
+        assert (document["function"], document["line"], document["file"]) == (
+            "test_intercepted_stdlib_records_keep_name_level_and_call_site",
+            line,
+            __file__,
+        )
+        assert document["extra"] == {}
 
     def test_bad_arguments(self, redis_server: EmbeddedRedis) -> None:
         """A handler and handler options together, or a non-handler, are configuration errors."""

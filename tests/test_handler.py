@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import logging.config
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -515,6 +517,30 @@ class TestRecursion:
         stats = handler.stats()
         assert stats["dropped_internal"] == 2
         assert_balanced(stats)
+
+    def test_start_up_logging_does_not_deadlock(self, redis_server: EmbeddedRedis, key: str) -> None:
+        """asyncio logs while the runtime starts, on the caller's thread: that record is dropped, not deadlocked on.
+
+        Runs in a fresh interpreter, where the first record starts the runtime.
+        """
+        script = (
+            "import logging\n"
+            "from redis_log_handler import RedisHandler\n"
+            f"first = RedisHandler(url={redis_server.url!r}, key={key!r})\n"
+            f"second = RedisHandler(url={redis_server.url!r}, key={key + ':2'!r})\n"
+            "root = logging.getLogger()\n"
+            "root.addHandler(first)\n"
+            "root.addHandler(second)\n"
+            "root.setLevel(logging.DEBUG)\n"
+            "logging.getLogger('app').info('first record')\n"
+            "assert first.flush(10) and second.flush(10)\n"
+            "for handler in (first, second):\n"
+            "    stats = handler.stats()\n"
+            "    print(stats['written'], stats['dropped_internal'] >= 1)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["1", "True", "1", "True"]
 
 
 async def _log_on_loop() -> str:
