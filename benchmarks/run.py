@@ -45,6 +45,26 @@ Factory = Callable[[str], "tuple[logging.Handler, Callable[[], None]] | None"]
 # --------------------------------------------------------------- throughput
 
 
+def _threaded_rate(threads: int, records: int, log_one: Callable[[int], None], finish: Callable[[], None]) -> float:
+    per_thread = records // threads
+    gate = threading.Barrier(threads + 1)
+
+    def work() -> None:
+        gate.wait()
+        for number in range(per_thread):
+            log_one(number)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    gate.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    finish()
+    return per_thread * threads / (time.perf_counter() - started)
+
+
 def _run_once(factory: Factory, threads: int, records: int) -> float | None:
     """Log *records* from *threads* threads through one fresh handler; records/s until all arrived."""
     key = f"bench:{uuid.uuid4().hex}"
@@ -56,26 +76,10 @@ def _run_once(factory: Factory, threads: int, records: int) -> float | None:
     log.propagate = False
     log.setLevel(logging.INFO)
     log.addHandler(handler)
-    per_thread = records // threads
-    gate = threading.Barrier(threads + 1)
-
-    def work() -> None:
-        gate.wait()
-        for number in range(per_thread):
-            log.info(MESSAGE, "/api/orders", number)
-
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    gate.wait()
-    started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    finish()
-    elapsed = time.perf_counter() - started
+    rate = _threaded_rate(threads, records, lambda number: log.info(MESSAGE, "/api/orders", number), finish)
     log.removeHandler(handler)
     handler.close()
-    return per_thread * threads / elapsed
+    return rate
 
 
 def _ours(url: str, mode: str) -> Factory:
@@ -170,25 +174,14 @@ def loguru_throughput(records: int, thread_counts: list[int], reps: int) -> list
         for _ in range(reps):
             logger.remove()
             sink_id = logger.add(lambda _message: None, enqueue=True, serialize=True, level="INFO")
-            per_thread = records // threads
-            gate = threading.Barrier(threads + 1)
-
-            def work(gate: threading.Barrier = gate, per_thread: int = per_thread) -> None:
-                gate.wait()
-                for number in range(per_thread):
-                    logger.info("request {} served in {} ms", "/api/orders", number)
-
-            workers = [threading.Thread(target=work) for _ in range(threads)]
-            for worker in workers:
-                worker.start()
-            gate.wait()
-            started = time.perf_counter()
-            for worker in workers:
-                worker.join()
-            logger.complete()
-            elapsed = time.perf_counter() - started
+            rate = _threaded_rate(
+                threads,
+                records,
+                lambda number: logger.info("request {} served in {} ms", "/api/orders", number),
+                logger.complete,
+            )
             logger.remove(sink_id)
-            samples.append(per_thread * threads / elapsed)
+            samples.append(rate)
         rows.append(
             {
                 "threads": threads,
@@ -198,26 +191,6 @@ def loguru_throughput(records: int, thread_counts: list[int], reps: int) -> list
             }
         )
     return rows
-
-
-def _threaded_rate(threads: int, records: int, log_one: Callable[[int], None], finish: Callable[[], None]) -> float:
-    per_thread = records // threads
-    gate = threading.Barrier(threads + 1)
-
-    def work() -> None:
-        gate.wait()
-        for number in range(per_thread):
-            log_one(number)
-
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    gate.wait()
-    started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    finish()
-    return per_thread * threads / (time.perf_counter() - started)
 
 
 def adapters(url: str, records: int, thread_counts: list[int], reps: int) -> list[dict[str, Any]]:
