@@ -168,7 +168,14 @@ class Outcome(enum.Enum):
 
 
 # Server replies that mean "try again later" rather than "this can never work".
-_TRANSIENT_REPLIES = frozenset(
+# redis-py turns the codes it knows into exception classes (and strips the
+# code from the message); the others keep the code as the message's first word.
+_TRANSIENT_ERRORS: tuple[type[Exception], ...] = tuple(
+    getattr(redis.exceptions, name)
+    for name in ("OutOfMemoryError", "ReadOnlyError", "TryAgainError", "ClusterDownError", "MasterDownError")
+    if hasattr(redis.exceptions, name)
+)
+_TRANSIENT_CODES = frozenset(
     {"READONLY", "LOADING", "TRYAGAIN", "MASTERDOWN", "BUSY", "OOM", "CLUSTERDOWN", "NOREPLICAS", "MISCONF"}
 )
 
@@ -177,9 +184,11 @@ def classify(exc: BaseException) -> Outcome:
     """Classify a failed write: transient trouble is retried, a configuration error drops the batch."""
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
         return Outcome.DROP
+    if isinstance(exc, _TRANSIENT_ERRORS):
+        return Outcome.RETRY
     if isinstance(exc, redis.exceptions.ResponseError):
         words = str(exc).split()
-        return Outcome.RETRY if words and words[0].upper() in _TRANSIENT_REPLIES else Outcome.DROP
+        return Outcome.RETRY if words and words[0].upper() in _TRANSIENT_CODES else Outcome.DROP
     # Connection failures, timeouts (an unknown outcome: the batch may have
     # been written) and anything unexpected are retried: dropping is final.
     return Outcome.RETRY

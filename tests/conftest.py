@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler
+from redis_log_handler import RedisHandler, _diagnostics
 from redis_log_handler._server import EmbeddedRedis
 
 
@@ -83,6 +83,12 @@ def logger(request: pytest.FixtureRequest) -> Iterator[logging.Logger]:
     yield log
     for handler in list(log.handlers):
         log.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_diagnostics() -> None:
+    """Each test sees the handler's first stderr report of each kind (the limiter is process-wide)."""
+    _diagnostics._last.clear()
 
 
 @pytest.fixture(autouse=True)

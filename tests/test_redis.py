@@ -1,0 +1,107 @@
+"""Error classification, and what the handler does with server errors (real redis-server)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+import redis
+import redis.exceptions
+
+from redis_log_handler import RedisHandler
+from redis_log_handler._redis import Outcome, classify
+from redis_log_handler._server import EmbeddedRedis
+
+from .conftest import read_stream
+
+MakeHandler = Callable[..., RedisHandler]
+
+
+class TestClassify:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            redis.exceptions.ConnectionError("connection refused"),
+            redis.exceptions.TimeoutError("timeout reading"),
+            redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+            redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"),
+            redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+            redis.exceptions.ResponseError("BUSY Redis is busy running a script"),
+            redis.exceptions.ResponseError("MISCONF Redis is configured to save RDB snapshots"),
+            OSError("network is unreachable"),
+        ],
+    )
+    def test_transient_errors_are_retried(self, error: Exception) -> None:
+        """Connection trouble, timeouts and transient server replies keep the batch for a retry."""
+        assert classify(error) is Outcome.RETRY
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            redis.exceptions.NoPermissionError("this user has no permissions to run the 'eval' command"),
+            redis.exceptions.AuthenticationError("invalid username-password pair"),
+            redis.exceptions.ResponseError("Error running script: syntax error"),
+        ],
+    )
+    def test_configuration_errors_drop_the_batch(self, error: Exception) -> None:
+        """Replies that retrying cannot change drop the batch (counted) instead of blocking the handler."""
+        assert classify(error) is Outcome.DROP
+
+
+@pytest.mark.slow
+class TestServerErrors:
+    def test_out_of_memory_is_retried_until_memory_is_raised(
+        self, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
+        """At maxmemory with noeviction, batches wait and retry; once maxmemory is raised they all arrive."""
+        with EmbeddedRedis("--maxmemory", "2mb", "--maxmemory-policy", "noeviction") as server:
+            client = redis.Redis.from_url(server.url)
+            filler = 0
+            while True:  # fill the server up to its limit
+                try:
+                    client.set(f"filler:{filler}", b"x" * 50_000)
+                except redis.exceptions.OutOfMemoryError:
+                    break
+                filler += 1
+            handler = make_handler(url=server.url, key=key, batch_size=50)
+            logger.addHandler(handler)
+            for number in range(200):
+                logger.info("%d", number)
+            assert handler.flush(1.0) is False
+            assert handler.stats()["retries"] >= 1
+            client.config_set("maxmemory", "0")
+            assert handler.flush(20) is True
+            assert [document["message"] for document in read_stream(client, key)] == [str(n) for n in range(200)]
+            stats = handler.stats()
+            assert stats["written"] == 200
+            assert stats["dropped"] == 0
+            client.close()
+
+    def test_wrong_key_type_drops_counts_and_keeps_going(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """WRONGTYPE drops the batch as dropped_error, says so once, and later batches go through."""
+        client.set(key, "not a stream")
+        handler = make_handler(url=redis_server.url, key=key)
+        logger.addHandler(handler)
+        for number in range(10):
+            logger.info("%d", number)
+        assert handler.flush(5) is False
+        stats = handler.stats()
+        assert stats["dropped_error"] == 10
+        assert stats["retries"] == 0
+        err = capsys.readouterr().err
+        assert err.count("WRONGTYPE") == 1
+        assert "dropped_error" in err
+        client.delete(key)
+        logger.info("after the fix")
+        assert handler.flush(5) is True
+        assert [document["message"] for document in read_stream(client, key)] == ["after the fix"]
