@@ -67,7 +67,7 @@ class Shipper:
         """Set up all per-process state."""
         settings = self._settings
         self._drop_oldest = settings.overflow == "drop_oldest"
-        # In flight records are outside the buffer: keep them to a quarter of it.
+        # In-flight records are outside the buffer: keep them to a quarter of it (but at least one batch).
         self._batches_per_trip = max(1, min(_MAX_BATCHES_PER_TRIP, settings.buffer_size // 4 // settings.batch_size))
         self._block = settings.overflow == "block"
         # drop_oldest: the deque itself evicts the oldest record atomically.
