@@ -73,7 +73,9 @@ class TestServerErrors:
             assert handler.stats()["retries"] >= 1
             client.config_set("maxmemory", "0")
             assert handler.flush(20) is True
-            assert [document["message"] for document in read_stream(client, key)] == [str(n) for n in range(200)]
+            # Each refused batch is retried; a later batch of the same round trip may have been accepted
+            # first (Valkey frees memory between scripts), so only the set is certain, not the order.
+            assert sorted(int(document["message"]) for document in read_stream(client, key)) == list(range(200))
             stats = handler.stats()
             assert stats["written"] == 200
             assert stats["dropped"] == 0
