@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._runtime import get_runtime
@@ -175,6 +176,28 @@ class TestConfiguration:
         assert [(d["message"], d["service"]) for d in documents] == [("kept", "api")]
         log.removeHandler(handler)
         handler.close()
+
+    def test_client_factory_is_the_connection(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
+        """client= builds the connection (once, on the runtime thread); url then only labels the handler."""
+        calls: list[int] = []
+
+        def factory() -> redis.asyncio.Redis:
+            calls.append(threading.get_ident())
+            return redis.asyncio.Redis.from_url(redis_server.url)
+
+        handler = make_handler(client=factory, url="redis://unused.invalid:1/0", key=key)
+        logger.addHandler(handler)
+        logger.info("through the factory")
+        assert handler.flush(5)
+        assert [document["message"] for document in read_stream(client, key)] == ["through the factory"]
+        assert calls == [get_runtime().thread_id]
 
     def test_formatter_sets_message(
         self,
