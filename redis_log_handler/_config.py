@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ._document import SCHEMA_FIELDS
 from ._json import dumps, json_safe
 
 __all__ = [
@@ -30,33 +31,6 @@ MODES: tuple[Mode, ...] = ("stream", "list", "pubsub")
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "block")
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _MIN_DOCUMENT_BYTES = 1024
-# Top-level names the schema owns; a static field may not replace them.
-_RESERVED_FIELDS = frozenset(
-    {
-        "@timestamp",
-        "@version",
-        "level",
-        "levelno",
-        "logger",
-        "message",
-        "source",
-        "module",
-        "function",
-        "line",
-        "file",
-        "process",
-        "process_name",
-        "thread",
-        "thread_name",
-        "host",
-        "id",
-        "exception",
-        "stack",
-        "extra",
-        "truncated",
-    }
-)
-
 ClientFactory = Callable[[], Any]
 """A zero-argument callable returning a ``redis.asyncio.Redis`` client (called on the runtime loop)."""
 
@@ -194,7 +168,7 @@ def _check_fields(fields: Mapping[str, Any] | None, max_document_bytes: int) -> 
     for name in fields:
         if not isinstance(name, str) or not name:
             raise ValueError(f"fields keys must be non-empty strings, got {name!r}")
-        if name in _RESERVED_FIELDS:
+        if name in SCHEMA_FIELDS:
             raise ValueError(f"fields may not replace the schema field {name!r}")
     safe = json_safe(dict(fields))
     if len(dumps(safe)) > max_document_bytes // 4:

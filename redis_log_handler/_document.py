@@ -16,6 +16,7 @@ from ._json import dumps, json_safe, safe_str
 
 __all__ = [
     "HOST",
+    "SCHEMA_FIELDS",
     "SCHEMA_VERSION",
     "DocumentEncoder",
     "exception_info",
@@ -25,6 +26,14 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "1"
+# Every top-level field a document of this schema can have; static fields may not replace them.
+SCHEMA_FIELDS = frozenset(
+    {
+        "@timestamp", "@version", "level", "levelno", "logger", "message", "source", "module", "function",
+        "line", "file", "process", "process_name", "thread", "thread_name", "host", "id", "exception",
+        "stack", "extra", "truncated",
+    }
+)  # fmt: skip
 HOST = socket.gethostname()
 
 # Attributes every LogRecord has (plus those Formatter.format adds); anything
