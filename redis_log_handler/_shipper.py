@@ -278,10 +278,9 @@ class Shipper:
         while batches:
             try:
                 writer = self._ensure_writer()
-                if self._closing:
-                    async with asyncio.timeout(max(0.0, self._close_deadline - time.monotonic())):
-                        errors = await writer.write(batches)
-                else:
+                # Only a closing handler bounds the write by its deadline (no timeout otherwise).
+                remaining = max(0.0, self._close_deadline - time.monotonic()) if self._closing else None
+                async with asyncio.timeout(remaining):
                     errors = await writer.write(batches)
             except Exception as exc:
                 # No reply: the outcome of every batch is unknown, all are retried.
@@ -344,11 +343,14 @@ class Shipper:
         enqueued = self._enqueued.value()
         return enqueued - len(self._buffer) - self._in_flight
 
+    def _evicted(self, enqueued: int, buffered: int) -> int:
+        """Records ``drop_oldest`` pushed out of the full buffer: whatever left it without being popped."""
+        return max(0, enqueued - self._dequeued - buffered) if self._drop_oldest else 0
+
     def _lost_records(self) -> int:
         """Records dropped for overflow or errors so far: what makes a flush return False."""
-        evicted = self._enqueued.value() - self._dequeued - len(self._buffer) if self._drop_oldest else 0
         return (
-            max(0, evicted)
+            self._evicted(self._enqueued.value(), len(self._buffer))
             + self._rejected.value()
             + self._dropped_failed.value()
             + self._dropped_error
@@ -529,8 +531,7 @@ class Shipper:
         enqueued = self._enqueued.value()
         buffered = len(self._buffer)
         in_flight = self._in_flight
-        evicted = max(0, enqueued - self._dequeued - buffered) if self._drop_oldest else 0
-        dropped_overflow = self._rejected.value() + evicted
+        dropped_overflow = self._rejected.value() + self._evicted(enqueued, buffered)
         dropped_closed = self._dropped_after_close.value() + self._dropped_unsent
         dropped_error = self._dropped_error + self._dropped_failed.value()
         dropped_internal = self._dropped_internal.value()
