@@ -15,7 +15,7 @@ from typing import Any
 from ._document import HOST, SCHEMA_VERSION, exception_info, iso_timestamp, next_record_id, normalize_level
 from ._json import json_safe, safe_str
 
-__all__ = ["loguru_document", "structlog_document"]
+__all__ = ["event_level", "loguru_document", "structlog_document"]
 
 
 def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,6 +124,11 @@ def _exception(event_dict: Mapping[str, Any]) -> dict[str, str] | None:
     return None
 
 
+def event_level(event_dict: Mapping[str, Any], fallback: str) -> tuple[str, int]:
+    """The level of a structlog event: ``level`` or ``log_level``, else *fallback* (the method name)."""
+    return normalize_level(event_dict.get("level") or event_dict.get("log_level") or fallback)
+
+
 def structlog_document(
     event_dict: Mapping[str, Any], method_name: str, record: logging.LogRecord | None = None
 ) -> dict[str, Any]:
@@ -134,8 +139,7 @@ def structlog_document(
     site come from the record, which stdlib filled in at the real call site.
     """
     get = event_dict.get
-    level_value = get("level") or get("log_level") or (record.levelname if record else method_name)
-    level, levelno = normalize_level(level_value)
+    level, levelno = event_level(event_dict, record.levelname if record else method_name)
     module: Any
     function: Any
     line: Any

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._document import normalize_level
 from ._handler import RedisHandler
-from ._sources import structlog_document
+from ._sources import event_level, structlog_document
 
 __all__ = ["StructlogProcessor"]
 
@@ -39,12 +39,8 @@ class StructlogProcessor:
 
     def __call__(self, logger: Any, method_name: str, event_dict: Mapping[str, Any]) -> Any:
         """Buffer the event (never raises, never waits on Redis) and hand it on untouched."""
-        if not self._levelno or self._level_of(event_dict, method_name) >= self._levelno:
+        if not self._levelno or event_level(event_dict, method_name)[1] >= self._levelno:
             self._handler._submit(structlog_document, (event_dict, method_name), "structlog")
         if self._drop_event is not None:
             raise self._drop_event
         return event_dict
-
-    @staticmethod
-    def _level_of(event_dict: Mapping[str, Any], method_name: str) -> int:
-        return normalize_level(event_dict.get("level") or event_dict.get("log_level") or method_name)[1]
