@@ -100,6 +100,10 @@ class Settings:
     fields: Mapping[str, Any]
     max_document_bytes: int
     client: ClientFactory | None
+    socket_timeout: float
+    spill_dir: str | None
+    spill_max_bytes: int
+    spill_after: float
 
     @classmethod
     def build(
@@ -119,6 +123,10 @@ class Settings:
         fields: Mapping[str, Any] | None,
         max_document_bytes: int,
         client: ClientFactory | None,
+        socket_timeout: float,
+        spill_dir: str | os.PathLike[str] | None,
+        spill_max_bytes: int,
+        spill_after: float,
     ) -> Settings:
         """Check every parameter and raise ``ValueError`` naming the first bad one."""
         if client is not None and not callable(client):
@@ -157,7 +165,27 @@ class Settings:
             fields=static_fields,
             max_document_bytes=max_document_bytes,
             client=client,
+            socket_timeout=_positive_seconds("socket_timeout", socket_timeout),
+            spill_dir=_check_spill_dir(spill_dir),
+            spill_max_bytes=_positive_int("spill_max_bytes", spill_max_bytes),
+            spill_after=_positive_seconds("spill_after", spill_after, allow_zero=True),
         )
+
+
+def _check_spill_dir(spill_dir: str | os.PathLike[str] | None) -> str | None:
+    """Return the spill directory as an absolute path, created if missing; it must be writable."""
+    if spill_dir is None:
+        return None
+    if not isinstance(spill_dir, str | os.PathLike) or not os.fspath(spill_dir):
+        raise ValueError(f"spill_dir must be a directory path, got {spill_dir!r}")
+    path = os.path.abspath(os.fspath(spill_dir))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"spill_dir {path!r} cannot be created: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"spill_dir {path!r} is not writable")
+    return path
 
 
 def _check_fields(fields: Mapping[str, Any] | None, max_document_bytes: int) -> dict[str, Any]:

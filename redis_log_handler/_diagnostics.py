@@ -1,22 +1,48 @@
-"""Rate-limited diagnostics on stderr that never pass through logging.
+"""Rate-limited diagnostics on stderr through a private logger.
 
-The handler reports its own problems here rather than through a logger: a
-logger could route the report back into the handler (recursion), and
-``logging.config.dictConfig`` disables existing loggers by default, which
-would silence it.
+The logger is created directly rather than with ``logging.getLogger``: it is
+not part of the logger hierarchy, so it never propagates to the root logger
+(which could route the report back into a RedisHandler) and
+``logging.config.dictConfig`` cannot disable it. Its only handler writes to
+whatever ``sys.stderr`` is at the time.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
+from typing import TextIO
 
 __all__ = ["REPORT_INTERVAL", "describe", "report"]
 
 REPORT_INTERVAL = 30.0  # seconds between two lines about the same kind of problem
 
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """A stream handler bound to the current ``sys.stderr`` (replaced by test runners and daemons)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
+def _make_logger() -> logging.Logger:
+    logger = logging.Logger("redis_log_handler", logging.WARNING)
+    logger.propagate = False
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("redis_log_handler[%(process)d]: %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+_logger = _make_logger()
 _lock = threading.Lock()
 # kind -> (time of the last line written, occurrences suppressed since)
 _last: dict[str, tuple[float, int]] = {}
@@ -29,7 +55,7 @@ def describe(exc: BaseException) -> str:
 
 
 def report(kind: str, message: str, *, force: bool = False) -> bool:
-    """Write one line about *kind* to stderr unless one was written in the last interval.
+    """Log one line about *kind* to stderr unless one was logged in the last interval.
 
     Suppressed occurrences are counted and their number is added to the next
     line. Returns whether a line was written. Never raises.
@@ -43,10 +69,7 @@ def report(kind: str, message: str, *, force: bool = False) -> bool:
         _last[kind] = (now, 0)
     note = f" ({suppressed} more since the last report)" if suppressed else ""
     try:
-        stream = sys.stderr
-        if stream is not None:
-            stream.write(f"redis_log_handler[{os.getpid()}]: {message}{note}\n")
-            stream.flush()
+        _logger.warning("%s%s", message, note)
     except Exception:
         return False
     return True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import json
 import logging
 import os
 import socket
@@ -19,6 +21,7 @@ __all__ = [
     "SCHEMA_FIELDS",
     "SCHEMA_VERSION",
     "DocumentEncoder",
+    "document_age",
     "exception_info",
     "iso_timestamp",
     "next_record_id",
@@ -73,6 +76,15 @@ def next_record_id() -> str:
 # cached pair is replaced as one tuple, so readers on other threads never see
 # a torn value.
 _second_cache: tuple[int, str] = (-1, "")
+
+
+def document_age(document: bytes) -> float | None:
+    """Seconds since the record in an encoded *document* was logged, or None if it carries no readable time."""
+    try:
+        logged = datetime.datetime.fromisoformat(json.loads(document)["@timestamp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return max(0.0, time.time() - logged.timestamp())
 
 
 def iso_timestamp(created: float) -> str:

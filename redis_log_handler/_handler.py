@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
@@ -66,6 +67,10 @@ class RedisHandler(logging.Handler):
         max_document_bytes: int = 262_144,
         level: int | str = logging.NOTSET,
         client: ClientFactory | None = None,
+        socket_timeout: float = 5.0,
+        spill_dir: str | os.PathLike[str] | None = None,
+        spill_max_bytes: int = 1 << 30,
+        spill_after: float = 5.0,
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
         self.settings = Settings.build(
@@ -83,6 +88,10 @@ class RedisHandler(logging.Handler):
             fields=fields,
             max_document_bytes=max_document_bytes,
             client=client,
+            socket_timeout=socket_timeout,
+            spill_dir=spill_dir,
+            spill_max_bytes=spill_max_bytes,
+            spill_after=spill_after,
         )
         super().__init__(level)
         self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes)
@@ -185,7 +194,7 @@ class RedisHandler(logging.Handler):
     def _begin_close(self, now: float) -> Callable[[], None]:
         return self._shipper.begin_close(now)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """Return the handler's counters (see the configuration reference for each one)."""
         stats = self._shipper.stats()
         by_source = {f"accepted_{source}": counter.value() for source, counter in self._accepted_by_source.items()}

@@ -13,47 +13,70 @@ from redis.backoff import NoBackoff
 
 from ._config import Settings
 
-__all__ = ["SOCKET_TIMEOUT", "BatchWriter", "Outcome", "classify", "create_client", "frame"]
+__all__ = [
+    "BatchWriter",
+    "Outcome",
+    "OutcomeUnknown",
+    "classify",
+    "create_client",
+    "frame",
+    "supports_idempotent_xadd",
+    "unframe",
+]
 
-SOCKET_TIMEOUT = 5.0  # seconds one write may wait for its reply before it counts as failed
 CONNECT_TIMEOUT = 2.0
+# Idempotent XADD (IDMP) first shipped in Redis 8.6; Valkey reports a
+# redis_version for compatibility but does not have it.
+_IDMP_SINCE = (8, 6)
 
 # One script call writes a whole batch: one command and one small reply (a
 # pipeline of XADDs costs the consumer per-entry reply parsing), and a script
 # runs atomically on the server.
-# KEYS[1] = key; ARGV[1] = maxlen or ""; ARGV[2] = ttl or ""; ARGV[3..] = documents.
+# KEYS[1] = key; ARGV[1] = maxlen or ""; ARGV[2] = ttl or "";
+# ARGV[3] = "1" to write idempotently (stream mode on Redis 8.6+), else ""; ARGV[4..] = documents.
 _STREAM_SCRIPT = """
 local key = KEYS[1]
-for i = 3, #ARGV do
+local first = 4
+if ARGV[3] == "1" then
+  -- Idempotent XADD (Redis 8.6+): the batch's first entry carries its record
+  -- id, so a batch re-sent after a lost reply is recognised and skipped whole
+  -- (the script is atomic: a batch is either all in the stream or not at all).
+  local producer, sequence = string.match(cjson.decode(ARGV[4]).id, "^(.*)-(%d+)$")
+  local before = redis.call('XLEN', key)
+  redis.call('XADD', key, 'IDMP', producer, sequence, '*', 'data', ARGV[4])
+  if redis.call('XLEN', key) == before then return 0 end
+  first = 5
+end
+for i = first, #ARGV do
   redis.call('XADD', key, '*', 'data', ARGV[i])
 end
 local maxlen = tonumber(ARGV[1])
 if maxlen then redis.call('XTRIM', key, 'MAXLEN', '~', maxlen) end
 local ttl = tonumber(ARGV[2])
 if ttl then redis.call('EXPIRE', key, ttl) end
-return #ARGV - 2
+return #ARGV - 3
 """
 
 # Lua's unpack() has a stack limit, so RPUSH takes at most 1000 elements a call.
 _LIST_SCRIPT = """
 local key = KEYS[1]
 local last = #ARGV
-for i = 3, last, 1000 do
+for i = 4, last, 1000 do
   redis.call('RPUSH', key, unpack(ARGV, i, math.min(i + 999, last)))
 end
 local maxlen = tonumber(ARGV[1])
 if maxlen then redis.call('LTRIM', key, -maxlen, -1) end
 local ttl = tonumber(ARGV[2])
 if ttl then redis.call('EXPIRE', key, ttl) end
-return last - 2
+return last - 3
 """
 
 _PUBSUB_SCRIPT = """
 local key = KEYS[1]
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   redis.call('PUBLISH', key, ARGV[i])
 end
-return #ARGV - 2
+return #ARGV - 3
 """
 
 _SCRIPTS = {"stream": _STREAM_SCRIPT, "list": _LIST_SCRIPT, "pubsub": _PUBSUB_SCRIPT}
@@ -65,7 +88,7 @@ def create_client(settings: Settings) -> Any:
         return settings.client()
     return redis.asyncio.Redis.from_url(
         settings.url,
-        socket_timeout=SOCKET_TIMEOUT,
+        socket_timeout=settings.socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,
         # The consumer owns the retry policy: redis-py's own retry re-sends a
         # batch whose reply was lost and writes it twice.
@@ -76,6 +99,23 @@ def create_client(settings: Settings) -> Any:
     )
 
 
+def supports_idempotent_xadd(info: bytes | str) -> bool:
+    """Whether an ``INFO server`` reply comes from a server with idempotent XADD (Redis 8.6+)."""
+    text = info.decode() if isinstance(info, bytes) else info
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if "valkey_version" in fields or fields.get("server_name", "redis").strip() != "redis":
+        return False
+    try:
+        version = tuple(int(part) for part in fields["redis_version"].strip().split(".")[:2])
+    except (KeyError, ValueError):
+        return False
+    return version >= _IDMP_SINCE
+
+
+class OutcomeUnknown(Exception):
+    """A write failed after its command went out: the server may or may not have applied it."""
+
+
 def frame(document: bytes) -> bytes:
     """Frame *document* as a RESP bulk string, ready to be joined into a command.
 
@@ -83,6 +123,11 @@ def frame(document: bytes) -> bytes:
     then only joins bytes, which keeps its share of the GIL small.
     """
     return b"$%d\r\n%s\r\n" % (len(document), document)
+
+
+def unframe(framed: bytes) -> bytes:
+    """The document inside a frame made by :func:`frame`."""
+    return framed[framed.index(b"\r\n") + 2 : -2]
 
 
 class BatchWriter:
@@ -98,6 +143,8 @@ class BatchWriter:
 
     def __init__(self, client: Any, settings: Settings) -> None:
         self.client = client
+        self.idempotent = False
+        self._stream = settings.mode == "stream"
         self._connection: Any = None
         fixed = [
             b"EVAL",
@@ -107,8 +154,16 @@ class BatchWriter:
             b"" if settings.maxlen is None else str(settings.maxlen).encode(),
             b"" if settings.ttl is None else str(settings.ttl).encode(),
         ]
-        self._fixed_count = len(fixed)
-        self._fixed = b"".join(frame(argument) for argument in fixed)
+        self._fixed_count = len(fixed) + 1
+        self._fixed = {
+            idempotent: b"".join(frame(argument) for argument in [*fixed, b"1" if idempotent else b""])
+            for idempotent in (False, True)
+        }
+
+    @property
+    def connected(self) -> bool:
+        """Whether the dedicated connection is open."""
+        return self._connection is not None and bool(self._connection.is_connected)
 
     async def _connected(self) -> Any:
         if self._connection is None:
@@ -116,7 +171,18 @@ class BatchWriter:
         connection = self._connection
         if not connection.is_connected:
             await connection.connect()
+            # Checked on every (re)connect: a failover may land on another server version.
+            self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
         return connection
+
+    @staticmethod
+    async def _server_has_idempotent_xadd(connection: Any) -> bool:
+        try:
+            await connection.send_command("INFO", "server", check_health=False)
+            info = await connection.read_response()
+        except redis.exceptions.ResponseError:  # INFO renamed or denied by an ACL: assume an older server
+            return False
+        return supports_idempotent_xadd(info)
 
     async def prepare(self) -> None:
         """Connect now, so the first batch (or one sent at exit) finds a warm connection."""
@@ -127,15 +193,16 @@ class BatchWriter:
 
         Each batch is one atomic script call; several batches are pipelined
         (not in a transaction), so the server stays responsive between them.
-        A connection error or timeout raises: the outcome of every batch is
-        then unknown.
+        Failing to connect raises the connection error: nothing was sent. A
+        failure once the command is on its way raises :class:`OutcomeUnknown`.
         """
+        connection = await self._connected()
+        fixed = self._fixed[self.idempotent]
         parts: list[bytes] = []
         for batch in batches:
             parts.append(b"*%d\r\n" % (self._fixed_count + len(batch)))
-            parts.append(self._fixed)
+            parts.append(fixed)
             parts.extend(batch)
-        connection = await self._connected()
         errors: list[Exception | None] = []
         try:
             await connection.send_packed_command(b"".join(parts), check_health=False)
@@ -146,9 +213,11 @@ class BatchWriter:
                     errors.append(exc)
                 else:
                     errors.append(None)
-        except BaseException:
+        except BaseException as exc:
             # Replies may still be on their way: the connection is out of step.
             await connection.disconnect(nowait=True)
+            if isinstance(exc, Exception):
+                raise OutcomeUnknown(str(exc) or type(exc).__name__) from exc
             raise
         return errors
 

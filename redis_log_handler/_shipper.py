@@ -17,11 +17,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from ._config import Settings
 from ._counters import Counter
 from ._diagnostics import describe, report
-from ._redis import BatchWriter, Outcome, classify, create_client, frame
+from ._document import document_age
+from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client, frame, unframe
 from ._runtime import Runtime, get_runtime, keep_inherited, loop_thread_id
 
 __all__ = ["Shipper"]
@@ -93,10 +95,15 @@ class Shipper:
         # Changed on the runtime loop only.
         self._dequeued = 0
         self._in_flight = 0
+        self._oldest_in_flight: bytes | None = None
         self._written = 0
         self._batches = 0
         self._retries = 0
+        self._retries_unknown_outcome = 0
         self._write_errors = 0
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._failing_since: float | None = None  # monotonic time of the first failure since the last success
         self._dropped_error = 0
         self._dropped_unsent = 0
         self._consumer_idle = False
@@ -222,7 +229,7 @@ class Shipper:
             writer = self._ensure_writer()
             await writer.prepare()
         except Exception as exc:
-            self._write_errors += 1
+            self._note_error(exc)
             report(
                 "connect", f"cannot reach Redis for {self._settings.key!r} yet ({describe(exc)}); records are buffered"
             )
@@ -267,6 +274,7 @@ class Shipper:
             records = [popleft() for _ in range(count)]
             self._dequeued += count
             self._in_flight = count
+            self._oldest_in_flight = records[0]
             if self._block:
                 with self._space:
                     self._space.notify_all()
@@ -283,13 +291,21 @@ class Shipper:
                 async with asyncio.timeout(remaining):
                     errors = await writer.write(batches)
             except Exception as exc:
-                # No reply: the outcome of every batch is unknown, all are retried.
-                self._write_errors += 1
-                report("retry", f"writing to {self._settings.key!r} failed ({describe(exc)}); retrying with backoff")
+                # No reply: every batch is retried. Once the command went out
+                # its outcome is unknown, and the retry may write it twice.
+                unknown = isinstance(exc, OutcomeUnknown)
+                cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
+                self._note_error(cause)
+                if unknown:
+                    self._retries_unknown_outcome += sum(len(batch) for batch in batches)
+                report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
             else:
                 batches = self._settle_batches(batches, errors)
                 if not batches:
+                    self._failing_since = None
+                    self._oldest_in_flight = None
                     return
+                self._oldest_in_flight = batches[0][0]
             if self._closing and time.monotonic() >= self._close_deadline:
                 return  # _shutdown counts what is still in flight as unsent
             attempt += 1
@@ -305,7 +321,7 @@ class Shipper:
                 self._batches += 1
                 self._in_flight -= len(batch)
                 continue
-            self._write_errors += 1
+            self._note_error(error)
             if classify(error) is Outcome.DROP:
                 self._dropped_error += len(batch)
                 self._in_flight -= len(batch)
@@ -318,6 +334,16 @@ class Shipper:
                 retry.append(batch)
                 report("retry", f"Redis answered {describe(error)} for {self._settings.key!r}; retrying with backoff")
         return retry
+
+    def _note_error(self, error: BaseException) -> None:
+        self._write_errors += 1
+        self._last_error = describe(error)
+        self._last_error_at = time.time()
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
+    def _writer_is_idempotent(self) -> bool:
+        return self._writer is not None and self._writer.idempotent
 
     async def _backoff(self, attempt: int) -> None:
         """Sleep before retry *attempt*; a flush or close request cuts the sleep short."""
@@ -525,8 +551,18 @@ class Shipper:
 
     # -------------------------------------------------------------- stats
 
-    def stats(self) -> dict[str, int]:
-        """Return a snapshot of the counters (exact once the handler is quiet)."""
+    def _oldest_buffered_age(self) -> float | None:
+        """Seconds since the oldest record not yet written was logged (from its timestamp), or None."""
+        oldest = self._oldest_in_flight if self._in_flight else None
+        if oldest is None:
+            try:
+                oldest = self._buffer[0]
+            except IndexError:
+                return None
+        return document_age(unframe(oldest))
+
+    def stats(self) -> dict[str, Any]:
+        """Return a snapshot of the counters and health (counters exact once the handler is quiet)."""
         accepted = self._accepted.value()
         enqueued = self._enqueued.value()
         buffered = len(self._buffer)
@@ -546,5 +582,11 @@ class Shipper:
             "dropped_internal": dropped_internal,
             "batches": self._batches,
             "retries": self._retries,
+            "retries_unknown_outcome": self._retries_unknown_outcome,
             "errors": self._write_errors + self._handler_errors.value(),
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "connected": self._failing_since is None and self._writer is not None and self._writer.connected,
+            "idempotent_writes": self._writer_is_idempotent(),
+            "oldest_buffered_age": self._oldest_buffered_age(),
         }

@@ -46,6 +46,12 @@ class TestValidation:
             ({"url": "redis:///0"}, "url"),
             ({"url": "unix://"}, "url"),
             ({"url": ""}, "url"),
+            ({"socket_timeout": 0}, "socket_timeout"),
+            ({"spill_dir": 42}, "spill_dir"),
+            ({"spill_dir": ""}, "spill_dir"),
+            ({"spill_dir": "/proc/redis-log-handler-spill"}, "spill_dir"),
+            ({"spill_max_bytes": 0}, "spill_max_bytes"),
+            ({"spill_after": -1}, "spill_after"),
         ],
     )
     def test_bad_parameter_names_it(self, kwargs: dict[str, Any], parameter: str) -> None:

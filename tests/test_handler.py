@@ -520,6 +520,7 @@ class TestRecursion:
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
     ) -> None:
         """With the handler on the root logger at DEBUG, records logged on the runtime thread are dropped."""
+        get_runtime()  # started now, so asyncio's start-up record is not counted here
         handler = make_handler(url=redis_server.url, key=key)
         root = logging.getLogger()
         root.addHandler(handler)
@@ -564,6 +565,74 @@ class TestRecursion:
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 0, result.stderr
         assert result.stdout.split() == ["1", "True", "1", "True"]
+
+    def test_flush_and_close_on_the_runtime_thread_return(
+        self, redis_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
+        """flush() and close() called on the runtime thread itself return at once instead of deadlocking."""
+        handler = make_handler(url=redis_server.url, key=key)
+        logger.addHandler(handler)
+        logger.info("one")
+
+        async def flush_and_close() -> tuple[bool, float]:
+            started = time.monotonic()
+            handler.flush(5)
+            handler.close()
+            return True, time.monotonic() - started
+
+        done, elapsed = get_runtime().submit(flush_and_close()).result(10)
+        assert done
+        assert elapsed < 1.0
+        wait_until(lambda: handler.stats()["buffered"] == 0)
+        assert_balanced(handler.stats())
+
+    def test_diagnostics_do_not_reach_the_root_logger(
+        self, key: str, make_handler: MakeHandler, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The handler's own reports go to stderr through a private logger, never to the application's handlers."""
+        seen: list[logging.LogRecord] = []
+        collector = logging.Handler()
+        collector.emit = seen.append  # type: ignore[method-assign]
+        root = logging.getLogger()
+        root.addHandler(collector)
+        root.setLevel(logging.DEBUG)
+        handler = make_handler(url=EmbeddedRedis().url, key=key)  # nothing listens there
+        logger.addHandler(handler)
+        logger.info("undeliverable")
+        wait_until(lambda: handler.stats()["last_error"] is not None)
+        assert "cannot reach Redis" in capsys.readouterr().err
+        assert [record.name for record in seen if record.name.startswith("redis_log_handler")] == []
+
+
+class TestHealth:
+    def test_health_fields_follow_the_connection(
+        self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
+        """connected, last_error and oldest_buffered_age describe a healthy, a failing and a recovered handler."""
+        handler = make_handler(url=own_server.url, key=key, socket_timeout=0.5)
+        fresh = handler.stats()
+        assert (fresh["connected"], fresh["last_error"], fresh["oldest_buffered_age"]) == (False, None, None)
+        logger.addHandler(handler)
+        logger.info("healthy")
+        assert handler.flush(5)
+        healthy = handler.stats()
+        assert healthy["connected"] is True
+        assert healthy["oldest_buffered_age"] is None
+        assert healthy["idempotent_writes"] is False  # no local server has IDMP (Redis 8.6+)
+
+        own_server.kill()
+        logger.info("waiting")
+        failing = wait_until(lambda: (stats := handler.stats())["last_error"] is not None and stats)
+        assert failing["connected"] is False
+        assert failing["last_error_at"] <= time.time()
+        wait_until(lambda: (handler.stats()["oldest_buffered_age"] or 0) >= 0.2)
+
+        own_server.start()
+        assert handler.flush(10)
+        recovered = handler.stats()
+        assert recovered["connected"] is True
+        assert recovered["oldest_buffered_age"] is None
+        assert recovered["last_error"] == failing["last_error"]  # kept for the operator to read
 
 
 async def _log_on_loop() -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import fakeredis
 import pytest
 import redis
 import redis.exceptions
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._redis import Outcome, classify
+from redis_log_handler._redis import _STREAM_SCRIPT, Outcome, classify, supports_idempotent_xadd
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import read_stream
@@ -48,6 +49,30 @@ class TestClassify:
     def test_configuration_errors_drop_the_batch(self, error: Exception) -> None:
         """Replies that retrying cannot change drop the batch (counted) instead of blocking the handler."""
         assert classify(error) is Outcome.DROP
+
+
+class TestIdempotentWrites:
+    def test_support_is_read_from_the_server_version(self, client: redis.Redis) -> None:
+        """Redis 8.6+ has idempotent XADD; older Redis and Valkey (whatever redis_version it reports) do not."""
+        connection = client.connection_pool.get_connection()
+        connection.send_command("INFO", "server")
+        assert supports_idempotent_xadd(connection.read_response()) is False  # the local 7.x or Valkey
+        client.connection_pool.release(connection)
+        assert supports_idempotent_xadd(b"# Server\r\nredis_version:8.6.0\r\nredis_mode:standalone\r\n") is True
+        assert supports_idempotent_xadd("redis_version:10.0.1\r\n") is True
+        assert supports_idempotent_xadd("redis_version:8.4.2\r\n") is False
+        assert supports_idempotent_xadd("redis_version:8.6.0\r\nserver_name:valkey\r\nvalkey_version:9.1\r\n") is False
+        assert supports_idempotent_xadd("garbage") is False
+
+    def test_a_resent_batch_is_written_once(self) -> None:
+        """With IDMP the stream script recognises a batch it already wrote and skips it whole (fakeredis 8.6 + Lua)."""
+        server = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(8, 6)))
+        first = [f'{{"id":"producer-{n}","message":"{n}"}}' for n in range(5)]
+        second = [f'{{"id":"producer-{n}","message":"{n}"}}' for n in range(5, 8)]
+        assert server.eval(_STREAM_SCRIPT, 1, "logs", "", "", "1", *first) == 5
+        assert server.eval(_STREAM_SCRIPT, 1, "logs", "", "", "1", *first) == 0  # the reply was lost: re-sent
+        assert server.eval(_STREAM_SCRIPT, 1, "logs", "", "", "1", *second) == 3
+        assert [fields[b"data"].decode() for _, fields in server.xrange("logs")] == first + second
 
 
 @pytest.mark.slow
