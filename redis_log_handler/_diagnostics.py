@@ -10,11 +10,12 @@ whatever ``sys.stderr`` is at the time.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 from typing import TextIO
+
+from ._fork import after_fork_in_child
 
 __all__ = ["REPORT_INTERVAL", "describe", "report"]
 
@@ -81,4 +82,4 @@ def _forget_in_child() -> None:
     _last.clear()
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+after_fork_in_child(_forget_in_child)

@@ -6,7 +6,6 @@ import datetime
 import itertools
 import json
 import logging
-import os
 import socket
 import time
 import traceback
@@ -14,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._fork import after_fork_in_child
 from ._json import dumps, json_safe, safe_str
 
 __all__ = [
@@ -64,7 +64,7 @@ class _RecordIds:
 
 
 _ids = _RecordIds()
-os.register_at_fork(after_in_child=_ids.reset)
+after_fork_in_child(_ids.reset)
 
 
 def next_record_id() -> str:

@@ -125,7 +125,7 @@ class RedisHandler(logging.Handler):
             event_dict = record.msg if type(record.msg) is dict and "_logger" in record.__dict__ else None
             if event_dict is not None:
                 self._accepted_by_source["structlog"].increment()
-            if not shipper.accept():
+            if not shipper.accept(record.process):
                 return
             if event_dict is not None:
                 document = structlog_document(event_dict, record.levelname.lower(), record)
@@ -146,7 +146,7 @@ class RedisHandler(logging.Handler):
             _reentry.active = False
 
     def _submit(
-        self, build: Callable[[*_Arguments], dict[str, Any]], arguments: tuple[*_Arguments], source: str
+        self, build: Callable[[*_Arguments], dict[str, Any]], arguments: tuple[*_Arguments], source: str, pid: int
     ) -> None:
         """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis."""
         self._accepted_by_source[source].increment()
@@ -156,7 +156,7 @@ class RedisHandler(logging.Handler):
             return
         _reentry.active = True
         try:
-            if shipper.accept():
+            if shipper.accept(pid):
                 shipper.put(self._encoder.encode(build(*arguments)))
         except Exception as exc:
             shipper.count_failed()

@@ -45,7 +45,8 @@ class LoguruSink:
 
     def __call__(self, message: Any) -> None:
         """Buffer the record Loguru passes as ``message.record``; never raises, never waits on Redis."""
-        self._handler._submit(loguru_document, (message.record,), "loguru")
+        record = message.record
+        self._handler._submit(loguru_document, (record,), "loguru", record["process"].id)
 
     write = __call__
 

@@ -11,7 +11,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
-import os
 import queue
 import socket
 import threading
@@ -21,8 +20,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from ._diagnostics import report
+from ._fork import after_fork_in_child
 
-__all__ = ["Runtime", "get_runtime", "keep_inherited", "loop_thread_id", "register_closeable"]
+__all__ = ["Runtime", "close_all", "get_runtime", "keep_inherited", "loop_thread_id", "register_closeable"]
 
 _T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
@@ -195,7 +195,7 @@ def _forget_in_child() -> None:
     _thread_id = None
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+after_fork_in_child(_forget_in_child)
 
 
 class _Closeable(Protocol):
@@ -210,7 +210,7 @@ def register_closeable(closeable: _Closeable) -> None:
     _closeables.add(closeable)
 
 
-def _close_all_at_exit() -> None:
+def close_all() -> None:
     """Close every live handler at once under one deadline, then stop the runtime.
 
     Registered after ``logging`` is imported, so it runs before
@@ -235,4 +235,4 @@ def _close_all_at_exit() -> None:
         runtime.stop(_STOP_TIMEOUT)
 
 
-atexit.register(_close_all_at_exit)
+atexit.register(close_all)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import random
 import threading
 import time
@@ -23,6 +22,7 @@ from ._config import Settings
 from ._counters import Counter
 from ._diagnostics import describe, report
 from ._document import document_age
+from ._fork import after_fork_in_child, catch_up, current_pid
 from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client, frame, unframe
 from ._runtime import Runtime, get_runtime, keep_inherited, loop_thread_id
 
@@ -45,6 +45,7 @@ class Shipper:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._closed = False
+        self._pid = current_pid()
         self._reset()
         self_ref = weakref.WeakMethod(self._reset_in_child)
 
@@ -53,7 +54,7 @@ class Shipper:
             if reset is not None:
                 reset()
 
-        os.register_at_fork(after_in_child=reset_in_child)
+        after_fork_in_child(reset_in_child)
 
     def _reset_in_child(self) -> None:
         """Replace all per-process state in a forked child.
@@ -63,6 +64,7 @@ class Shipper:
         and locks are never touched (nor garbage-collected: see keep_inherited).
         """
         keep_inherited(self._writer, self._task, self._wakeup, self._retry_now)
+        self._pid = current_pid()
         self._reset()
 
     def _reset(self) -> None:
@@ -121,8 +123,14 @@ class Shipper:
 
     # ----------------------------------------------------------- hot path
 
-    def accept(self) -> bool:
-        """Count a record handed to the handler; False (and counted as dropped) if it must not be buffered."""
+    def accept(self, pid: int | None) -> bool:
+        """Count a record handed to the handler; False (and counted as dropped) if it must not be buffered.
+
+        *pid* is the process id the record was made in (None if unknown): a
+        new one means a fork that ran no at-fork hooks, caught up with here.
+        """
+        if pid is not None and pid != self._pid:
+            catch_up()
         self._accepted.increment()
         if self._closed:
             self._dropped_after_close.increment()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ class StructlogProcessor:
     def __call__(self, logger: Any, method_name: str, event_dict: Mapping[str, Any]) -> Any:
         """Buffer the event (never raises, never waits on Redis) and hand it on untouched."""
         if not self._levelno or event_level(event_dict, method_name)[1] >= self._levelno:
-            self._handler._submit(structlog_document, (event_dict, method_name), "structlog")
+            self._handler._submit(structlog_document, (event_dict, method_name), "structlog", os.getpid())
         if self._drop_event is not None:
             raise self._drop_event
         return event_dict
