@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
+import sys
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._config import Settings
@@ -25,6 +27,7 @@ from ._document import document_age
 from ._fork import after_fork_in_child, catch_up, current_pid
 from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client, frame, unframe
 from ._runtime import Runtime, get_runtime, keep_inherited, loop_thread_id
+from ._spill import Spill
 
 __all__ = ["Shipper"]
 
@@ -33,10 +36,28 @@ _BACKOFF_CAP = 5.0
 _CLOSE_GRACE = 0.5  # seconds a closing caller waits past the deadline for the loop to finish up
 _CLIENT_CLOSE_TIMEOUT = 0.5
 _MAX_BATCHES_PER_TRIP = 16
+_SPILL_PAUSE = 30.0  # seconds without spilling after the disk refused a write
 
 
 def _noop() -> None:
     return None
+
+
+@dataclass(eq=False)
+class _Trip:
+    """The records one round trip carries, as batches; ``batches`` shrinks to those still to retry."""
+
+    batches: list[list[bytes]]
+    from_spill: bool  # still on disk until the whole trip is settled (then committed)
+    own: bool  # logged in this process (False: left on disk by an earlier one)
+    records: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.records = sum(len(batch) for batch in self.batches)
+
+
+def _split(records: list[bytes], batch_size: int) -> list[list[bytes]]:
+    return [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
 
 
 class Shipper:
@@ -55,6 +76,8 @@ class Shipper:
                 reset()
 
         after_fork_in_child(reset_in_child)
+        if self._spill is not None and self._spill.has_segments_on_disk():
+            self._start()  # replay what an earlier process left, even if this one never logs
 
     def _reset_in_child(self) -> None:
         """Replace all per-process state in a forked child.
@@ -64,6 +87,8 @@ class Shipper:
         and locks are never touched (nor garbage-collected: see keep_inherited).
         """
         keep_inherited(self._writer, self._task, self._wakeup, self._retry_now)
+        if self._spill is not None:
+            self._spill.close_inherited()
         self._pid = current_pid()
         self._reset()
 
@@ -96,8 +121,8 @@ class Shipper:
 
         # Changed on the runtime loop only.
         self._dequeued = 0
-        self._in_flight = 0
-        self._oldest_in_flight: bytes | None = None
+        self._in_flight = 0  # records popped from memory and not yet written, dropped or spilled
+        self._trip: _Trip | None = None
         self._written = 0
         self._batches = 0
         self._retries = 0
@@ -108,6 +133,17 @@ class Shipper:
         self._failing_since: float | None = None  # monotonic time of the first failure since the last success
         self._dropped_error = 0
         self._dropped_unsent = 0
+        self._spill = (
+            Spill(settings.spill_dir, settings.key, settings.mode, settings.spill_max_bytes)
+            if settings.spill_dir is not None
+            else None
+        )
+        # Half a buffer waiting means Redis is not keeping up: time to spill (never without a spill).
+        self._spill_watermark = max(1, settings.buffer_size // 2) if self._spill is not None else sys.maxsize
+        self._spill_wake_sent = False
+        self._spill_paused_until = 0.0
+        self._dropped_spill_full = 0
+        self._dropped_spill_error = 0
         self._consumer_idle = False
         self._batch_wake_sent = False
         self._closing = False
@@ -175,6 +211,9 @@ class Shipper:
         elif not self._batch_wake_sent and len(buffer) >= self._settings.batch_size:
             self._batch_wake_sent = True
             self._wake()
+        elif not self._spill_wake_sent and len(buffer) >= self._spill_watermark:
+            self._spill_wake_sent = True
+            self._wake(spill=True)
 
     def _wait_for_space(self) -> bool:
         deadline = time.monotonic() + self._settings.block_timeout
@@ -186,17 +225,19 @@ class Shipper:
                 self._space.wait(remaining)
         return True
 
-    def _wake(self) -> None:
+    def _wake(self, *, spill: bool = False) -> None:
         runtime = self._runtime
         if runtime is not None:
             try:
-                runtime.call_soon(self._on_wake)
+                runtime.call_soon(self._on_wake, spill)
             except RuntimeError:  # the loop is closed: interpreter exit is under way
                 pass
 
-    def _on_wake(self) -> None:
+    def _on_wake(self, spill: bool) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+        if spill and self._retry_now is not None:
+            self._retry_now.set()  # a consumer waiting out a backoff spills now (see _deliver)
 
     # ------------------------------------------------------------ startup
 
@@ -225,14 +266,31 @@ class Shipper:
     async def _consume(self) -> None:
         await self._warm_up()
         while True:
-            batches = await self._next_trip()
-            if batches is None:
+            trip = await self._next_trip()
+            if trip is None:
                 return
-            await self._deliver(batches)
+            self._trip = trip
+            await self._deliver(trip)
+            self._trip = None
             self._settle_waiters()
 
     async def _warm_up(self) -> None:
-        """Connect before the first batch, so host names resolve now rather than during interpreter exit."""
+        """Connect before the first batch, so host names resolve now rather than during interpreter exit.
+
+        Also adopts what earlier processes left in the spill directory: it is
+        older than anything logged now, so it is replayed first.
+        """
+        if self._spill is not None:
+            try:
+                adopted = self._spill.adopt()
+            except OSError as exc:
+                report("spill", f"cannot read the spill directory {self._settings.spill_dir!r}: {describe(exc)}")
+            else:
+                if adopted:
+                    report(
+                        "spill",
+                        f"replaying {adopted} spill segments an earlier process left for {self._settings.key!r}",
+                    )
         try:
             writer = self._ensure_writer()
             await writer.prepare()
@@ -247,18 +305,31 @@ class Shipper:
             self._writer = BatchWriter(create_client(self._settings), self._settings)
         return self._writer
 
-    async def _next_trip(self) -> list[list[bytes]] | None:
-        """Wait until a batch is due and pop what one round trip carries; None once closing has drained the buffer.
+    async def _next_trip(self) -> _Trip | None:
+        """Wait until a batch is due and take what one round trip carries; None once closing is done.
 
-        A round trip carries one batch, or several when a backlog has built
-        up: under GIL contention from application threads every round trip
-        costs the consumer a few switch intervals, so moving more records per
-        trip is what lets it keep up with a burst.
+        Spilled records are older than anything in memory, so while the spill
+        holds records, trips come from it. A round trip carries one batch, or
+        several when a backlog has built up: under GIL contention from
+        application threads every round trip costs the consumer a few switch
+        intervals, so moving more records per trip is what lets it keep up
+        with a burst.
         """
         assert self._wakeup is not None
         buffer = self._buffer
         batch_size = self._settings.batch_size
+        limit = batch_size * self._batches_per_trip
         while True:
+            if self._closing and time.monotonic() >= self._close_deadline:
+                return None  # _shutdown accounts for what is left
+            spill = self._spill
+            if spill is not None:
+                if buffer and self._should_spill():
+                    self._spill_out([])
+                if spill.has_records:
+                    records, own = spill.peek(limit)
+                    if records:
+                        return _Trip(_split(records, batch_size), from_spill=True, own=own)
             if not buffer:
                 self._settle_waiters()
                 if self._closing:
@@ -277,27 +348,34 @@ class Shipper:
                 except TimeoutError:
                     pass
                 self._wakeup.clear()
-            count = min(len(buffer), batch_size * self._batches_per_trip)
-            popleft = buffer.popleft
-            records = [popleft() for _ in range(count)]
-            self._dequeued += count
-            self._in_flight = count
-            self._oldest_in_flight = records[0]
-            if self._block:
-                with self._space:
-                    self._space.notify_all()
-            return [records[start : start + batch_size] for start in range(0, count, batch_size)]
+            records = self._pop(min(len(buffer), limit))
+            self._in_flight = len(records)
+            return _Trip(_split(records, batch_size), from_spill=False, own=True)
 
-    async def _deliver(self, batches: list[list[bytes]]) -> None:
-        """Write *batches*, retrying transient failures with capped exponential backoff and full jitter."""
+    def _pop(self, count: int) -> list[bytes]:
+        popleft = self._buffer.popleft
+        records = [popleft() for _ in range(count)]
+        self._dequeued += count
+        if self._block:
+            with self._space:
+                self._space.notify_all()
+        return records
+
+    async def _deliver(self, trip: _Trip) -> None:
+        """Write a trip's batches, retrying transient failures with capped exponential backoff and full jitter.
+
+        When the spill is due (see _should_spill), a trip from memory goes to
+        disk instead of being retried, and a trip from the spill keeps being
+        retried while the memory buffer goes to disk behind it.
+        """
         attempt = 0
-        while batches:
+        while trip.batches:
             try:
                 writer = self._ensure_writer()
                 # Only a closing handler bounds the write by its deadline (no timeout otherwise).
                 remaining = max(0.0, self._close_deadline - time.monotonic()) if self._closing else None
                 async with asyncio.timeout(remaining):
-                    errors = await writer.write(batches)
+                    errors = await writer.write(trip.batches)
             except Exception as exc:
                 # No reply: every batch is retried. Once the command went out
                 # its outcome is unknown, and the retry may write it twice.
@@ -305,34 +383,38 @@ class Shipper:
                 cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
                 self._note_error(cause)
                 if unknown:
-                    self._retries_unknown_outcome += sum(len(batch) for batch in batches)
+                    self._retries_unknown_outcome += sum(len(batch) for batch in trip.batches)
                 report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
             else:
-                batches = self._settle_batches(batches, errors)
-                if not batches:
+                self._settle_batches(trip, errors)
+                if not trip.batches:
                     self._failing_since = None
-                    self._oldest_in_flight = None
-                    return
-                self._oldest_in_flight = batches[0][0]
+                    break
             if self._closing and time.monotonic() >= self._close_deadline:
-                return  # _shutdown counts what is still in flight as unsent
+                return  # _shutdown accounts for what is still in flight; a spill trip stays on disk
+            if self._should_spill():
+                if not trip.from_spill:
+                    self._spill_out(trip.batches)
+                    return
+                self._spill_out([])
             attempt += 1
             self._retries += 1
             await self._backoff(attempt)
+        if trip.from_spill:
+            assert self._spill is not None
+            self._spill.commit(trip.records)
 
-    def _settle_batches(self, batches: list[list[bytes]], errors: list[Exception | None]) -> list[list[bytes]]:
-        """Count written and refused batches; return those to retry, in order."""
+    def _settle_batches(self, trip: _Trip, errors: list[Exception | None]) -> None:
+        """Count the trip's written and refused batches; keep those to retry, in order."""
         retry = []
-        for batch, error in zip(batches, errors, strict=True):
+        for batch, error in zip(trip.batches, errors, strict=True):
             if error is None:
-                self._written += len(batch)
                 self._batches += 1
-                self._in_flight -= len(batch)
+                self._count_settled(trip, len(batch), written=True)
                 continue
             self._note_error(error)
             if classify(error) is Outcome.DROP:
-                self._dropped_error += len(batch)
-                self._in_flight -= len(batch)
+                self._count_settled(trip, len(batch), written=False)
                 report(
                     f"drop:{type(error).__name__}",
                     f"Redis refused {len(batch)} records for {self._settings.key!r} ({describe(error)}); "
@@ -341,7 +423,59 @@ class Shipper:
             else:
                 retry.append(batch)
                 report("retry", f"Redis answered {describe(error)} for {self._settings.key!r}; retrying with backoff")
-        return retry
+        trip.batches = retry
+
+    def _count_settled(self, trip: _Trip, count: int, *, written: bool) -> None:
+        if not trip.from_spill:
+            self._in_flight -= count  # spilled records stay counted on disk until the trip is committed
+        if not trip.own:
+            return  # records an earlier process spilled: counted by the spill as recovered
+        if written:
+            self._written += count
+        else:
+            self._dropped_error += count
+
+    # -------------------------------------------------------------- spill
+
+    def _should_spill(self) -> bool:
+        """Whether records should go to disk now: the buffer is half full, or Redis has failed for spill_after."""
+        if self._spill is None or time.monotonic() < self._spill_paused_until:
+            return False
+        if len(self._buffer) >= self._spill_watermark:
+            return True
+        failing_since = self._failing_since
+        return failing_since is not None and time.monotonic() - failing_since >= self._settings.spill_after
+
+    def _spill_out(self, batches: list[list[bytes]]) -> None:
+        """Move *batches* (popped from memory, oldest) and then the whole memory buffer to the spill."""
+        assert self._spill is not None
+        in_flight = sum(len(batch) for batch in batches)
+        records = [record for batch in batches for record in batch]
+        records += self._pop(len(self._buffer))
+        self._in_flight -= in_flight
+        self._spill_wake_sent = False
+        if not records:
+            return
+        try:
+            taken = self._spill.append(records)
+        except OSError as exc:
+            # Whatever a failed write left on disk is a torn segment tail, skipped on replay.
+            self._dropped_spill_error += len(records)
+            self._spill_paused_until = time.monotonic() + _SPILL_PAUSE
+            report(
+                "spill-error",
+                f"writing {len(records)} records for {self._settings.key!r} to {self._settings.spill_dir!r} failed "
+                f"({describe(exc)}); they are dropped (dropped_error) and spilling pauses for {_SPILL_PAUSE:g}s",
+                force=True,
+            )
+            return
+        if taken < len(records):
+            self._dropped_spill_full += len(records) - taken
+            report(
+                "spill-full",
+                f"the spill for {self._settings.key!r} reached spill_max_bytes ({self._settings.spill_max_bytes}); "
+                f"{len(records) - taken} newer records are dropped (dropped_overflow)",
+            )
 
     def _note_error(self, error: BaseException) -> None:
         self._write_errors += 1
@@ -375,7 +509,10 @@ class Shipper:
         between can only make the result too small, never too large.
         """
         enqueued = self._enqueued.value()
-        return enqueued - len(self._buffer) - self._in_flight
+        return enqueued - len(self._buffer) - self._in_flight - self._spilled_pending()
+
+    def _spilled_pending(self) -> int:
+        return self._spill.pending_own if self._spill is not None else 0
 
     def _evicted(self, enqueued: int, buffered: int) -> int:
         """Records ``drop_oldest`` pushed out of the full buffer: whatever left it without being popped."""
@@ -389,6 +526,8 @@ class Shipper:
             + self._dropped_failed.value()
             + self._dropped_error
             + self._dropped_unsent
+            + self._dropped_spill_full
+            + self._dropped_spill_error
         )
 
     def _add_waiter(self, target: int, future: concurrent.futures.Future[bool]) -> None:
@@ -537,6 +676,10 @@ class Shipper:
             if pending:
                 task.cancel()
                 await asyncio.wait({task})
+        trip, self._trip = self._trip, None
+        if self._spill is not None and time.monotonic() >= self._spill_paused_until:
+            # Not written in time: kept on disk for the next process instead of dropped.
+            self._spill_out(trip.batches if trip is not None and not trip.from_spill else [])
         unsent = self._in_flight + len(self._buffer)
         self._in_flight = 0
         self._dequeued += len(self._buffer)
@@ -550,6 +693,16 @@ class Shipper:
                 force=True,
             )
         self._settle_waiters()
+        if self._spill is not None:
+            left = self._spill.pending_own
+            if left:
+                report(
+                    "spill-left",
+                    f"{left} records for {self._settings.key!r} stay in {self._settings.spill_dir!r}; "
+                    "the next process that logs to this key with this spill_dir replays them",
+                    force=True,
+                )
+            self._spill.close()
         if self._writer is not None:
             try:
                 async with asyncio.timeout(_CLIENT_CLOSE_TIMEOUT):
@@ -561,8 +714,10 @@ class Shipper:
 
     def _oldest_buffered_age(self) -> float | None:
         """Seconds since the oldest record not yet written was logged (from its timestamp), or None."""
-        oldest = self._oldest_in_flight if self._in_flight else None
-        if oldest is None:
+        trip = self._trip
+        if trip is not None and trip.batches:
+            oldest = trip.batches[0][0]
+        else:
             try:
                 oldest = self._buffer[0]
             except IndexError:
@@ -575,14 +730,15 @@ class Shipper:
         enqueued = self._enqueued.value()
         buffered = len(self._buffer)
         in_flight = self._in_flight
-        dropped_overflow = self._rejected.value() + self._evicted(enqueued, buffered)
+        spill = self._spill
+        dropped_overflow = self._rejected.value() + self._evicted(enqueued, buffered) + self._dropped_spill_full
         dropped_closed = self._dropped_after_close.value() + self._dropped_unsent
-        dropped_error = self._dropped_error + self._dropped_failed.value()
+        dropped_error = self._dropped_error + self._dropped_failed.value() + self._dropped_spill_error
         dropped_internal = self._dropped_internal.value()
         return {
             "accepted": accepted,
             "written": self._written,
-            "buffered": buffered + in_flight,
+            "buffered": buffered + in_flight + self._spilled_pending(),
             "dropped": dropped_overflow + dropped_closed + dropped_error + dropped_internal,
             "dropped_overflow": dropped_overflow,
             "dropped_closed": dropped_closed,
@@ -597,4 +753,9 @@ class Shipper:
             "connected": self._failing_since is None and self._writer is not None and self._writer.connected,
             "idempotent_writes": self._writer_is_idempotent(),
             "oldest_buffered_age": self._oldest_buffered_age(),
+            "spilled": spill.spilled if spill is not None else 0,
+            "replayed": spill.replayed if spill is not None else 0,
+            "recovered": spill.recovered if spill is not None else 0,
+            "spill_bytes": spill.bytes if spill is not None else 0,
+            "spill_corrupt": spill.corrupt if spill is not None else 0,
         }
