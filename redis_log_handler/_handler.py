@@ -27,8 +27,9 @@ class _Reentry(threading.local):
 
     Starting the runtime creates an event loop, and asyncio logs while it
     does ("Using selector: ..."); a record logged while the handler is busy
-    on the same thread would come straight back into it and deadlock on its
-    start-up lock. Such records are dropped and counted as dropped_internal.
+    on the same thread would come straight back into it and wait forever for
+    the runtime it is itself starting. Such records are dropped and counted
+    as dropped_internal.
     """
 
     active = False

@@ -150,20 +150,44 @@ def _report_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, A
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_runtime_ready: threading.Event | None = None  # set once the runtime being started is there
 _thread_id: int | None = None  # read on every emit, so kept as a plain global
 
 
 def get_runtime() -> Runtime:
-    """Return the process's runtime, starting it on first use."""
-    global _runtime, _thread_id
+    """Return the process's runtime, starting it on first use.
+
+    The runtime is built without holding a lock: building the loop logs
+    ("Using selector"), and a record logged while a lock is held could need
+    that lock again. Other threads that want it meanwhile wait on an event.
+    """
+    global _runtime, _runtime_ready, _thread_id
     runtime = _runtime
     if runtime is not None:
         return runtime
     with _lock:
+        if _runtime is not None:
+            return _runtime
+        ready = _runtime_ready
+        builder = ready is None
+        if builder:
+            ready = _runtime_ready = threading.Event()
+    assert ready is not None
+    if not builder:
+        ready.wait()
         if _runtime is None:
-            _runtime = Runtime()
-            _thread_id = _runtime.thread_id
+            raise RuntimeError("the redis_log_handler runtime failed to start")
         return _runtime
+    try:
+        built = Runtime()
+        with _lock:
+            _runtime = built
+            _thread_id = built.thread_id
+    finally:
+        with _lock:
+            _runtime_ready = None  # after a failed start, the next caller tries again
+        ready.set()
+    return built
 
 
 def loop_thread_id() -> int | None:
@@ -188,10 +212,11 @@ def keep_inherited(*objects: object) -> None:
 def _forget_in_child() -> None:
     # The child inherits the loop object but not its thread: using it would
     # hang the child, and closing it would stall the parent.
-    global _lock, _runtime, _thread_id
+    global _lock, _runtime, _runtime_ready, _thread_id
     keep_inherited(_runtime)
     _lock = threading.Lock()
     _runtime = None
+    _runtime_ready = None
     _thread_id = None
 
 

@@ -51,6 +51,9 @@ class _Trip:
     from_spill: bool  # still on disk until the whole trip is settled (then committed)
     own: bool  # logged in this process (False: left on disk by an earlier one)
     records: int = field(init=False)
+    # A trip from the spill is counted only once committed: until then its records count as on disk.
+    written: int = 0
+    refused: int = 0
 
     def __post_init__(self) -> None:
         self.records = sum(len(batch) for batch in self.batches)
@@ -242,10 +245,10 @@ class Shipper:
     # ------------------------------------------------------------ startup
 
     def _start(self) -> None:
+        runtime = get_runtime()  # outside the lock: starting the runtime logs
         with self._start_lock:
             if self._started:
                 return
-            runtime = get_runtime()
             self._runtime = runtime
             runtime.call_soon(self._launch)
             self._started = True
@@ -271,7 +274,8 @@ class Shipper:
                 return
             self._trip = trip
             await self._deliver(trip)
-            self._trip = None
+            if not trip.batches:  # else cut off by the close deadline: _shutdown takes care of it
+                self._trip = None
             self._settle_waiters()
 
     async def _warm_up(self) -> None:
@@ -395,14 +399,14 @@ class Shipper:
             if self._should_spill():
                 if not trip.from_spill:
                     self._spill_out(trip.batches)
+                    trip.batches = []
                     return
                 self._spill_out([])
             attempt += 1
             self._retries += 1
             await self._backoff(attempt)
         if trip.from_spill:
-            assert self._spill is not None
-            self._spill.commit(trip.records)
+            self._commit(trip)
 
     def _settle_batches(self, trip: _Trip, errors: list[Exception | None]) -> None:
         """Count the trip's written and refused batches; keep those to retry, in order."""
@@ -426,14 +430,25 @@ class Shipper:
         trip.batches = retry
 
     def _count_settled(self, trip: _Trip, count: int, *, written: bool) -> None:
-        if not trip.from_spill:
-            self._in_flight -= count  # spilled records stay counted on disk until the trip is committed
-        if not trip.own:
-            return  # records an earlier process spilled: counted by the spill as recovered
+        if trip.from_spill:
+            if written:
+                trip.written += count
+            else:
+                trip.refused += count
+            return
+        self._in_flight -= count
         if written:
             self._written += count
         else:
             self._dropped_error += count
+
+    def _commit(self, trip: _Trip) -> None:
+        """Take a settled trip off the disk and count it (records of earlier processes count as recovered)."""
+        assert self._spill is not None
+        self._spill.commit(trip.records)
+        if trip.own:
+            self._written += trip.written
+            self._dropped_error += trip.refused
 
     # -------------------------------------------------------------- spill
 
@@ -528,7 +543,11 @@ class Shipper:
             + self._dropped_unsent
             + self._dropped_spill_full
             + self._dropped_spill_error
+            + self._spill_unreadable()
         )
+
+    def _spill_unreadable(self) -> int:
+        return self._spill.unreadable_own if self._spill is not None else 0
 
     def _add_waiter(self, target: int, future: concurrent.futures.Future[bool]) -> None:
         if future.done():
@@ -733,7 +752,9 @@ class Shipper:
         spill = self._spill
         dropped_overflow = self._rejected.value() + self._evicted(enqueued, buffered) + self._dropped_spill_full
         dropped_closed = self._dropped_after_close.value() + self._dropped_unsent
-        dropped_error = self._dropped_error + self._dropped_failed.value() + self._dropped_spill_error
+        dropped_error = (
+            self._dropped_error + self._dropped_failed.value() + self._dropped_spill_error + self._spill_unreadable()
+        )
         dropped_internal = self._dropped_internal.value()
         return {
             "accepted": accepted,

@@ -64,6 +64,7 @@ class Spill:
         self.replayed = 0
         self.recovered = 0  # replayed records that an earlier process had spilled
         self.corrupt = 0  # segments whose tail could not be read (skipped)
+        self.unreadable_own = 0  # records this process spilled and could not read back
 
     # ------------------------------------------------------------ writing
 
@@ -172,17 +173,24 @@ class Spill:
             self.recovered += count
         if head.loaded:
             # Recorded in the segment itself, so a process that adopts it after a crash skips these.
-            os.pwrite(head.fd, struct.pack("<Q", offset), 8)
+            try:
+                os.pwrite(head.fd, struct.pack("<Q", offset), 8)
+            except OSError:  # only a hint for after a crash: without it the records are replayed again
+                pass
         else:
             self._delete(self._sealed.popleft())
 
     def _load(self, segment: _Segment) -> None:
-        data = _read_all(segment.fd)
+        try:
+            data = _read_all(segment.fd)
+        except OSError:
+            data = b""
         magic, offset = _HEADER.unpack_from(data) if len(data) >= _HEADER.size else (b"", 0)
         if magic != _MAGIC or not _HEADER.size <= offset <= len(data):
             self.corrupt += 1
-            return
-        end = len(data)
+            offset = end = 0
+        else:
+            end = len(data)
         while offset < end:
             if end - offset < _RECORD.size:
                 self.corrupt += 1
@@ -198,7 +206,9 @@ class Spill:
             segment.offsets.append(offset)
         if segment.own:
             # Records this process spilled but cannot read back are lost for good.
-            self.pending_own -= segment.records - len(segment.loaded)
+            unreadable = segment.records - len(segment.loaded)
+            self.pending_own -= unreadable
+            self.unreadable_own += unreadable
 
     def _delete(self, segment: _Segment) -> None:
         # Unlinked while still locked: a process waiting for the lock finds the file gone.
@@ -286,5 +296,5 @@ def _read_all(fd: int) -> bytes:
 def _remove(path: str) -> None:
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:  # gone already, or the directory turned read-only: nothing more to do
         pass

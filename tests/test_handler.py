@@ -635,6 +635,31 @@ class TestHealth:
         assert recovered["last_error"].startswith("ConnectionError")  # the last failure stays for the operator to read
 
 
+def test_concurrent_first_records_start_one_runtime(redis_server: EmbeddedRedis, key: str) -> None:
+    """Eight threads logging their first record at once, root at DEBUG: one runtime, no deadlock, all written."""
+    script = (
+        "import logging, threading\n"
+        "from redis_log_handler import RedisHandler\n"
+        f"handler = RedisHandler(url={redis_server.url!r}, key={key!r})\n"
+        "root = logging.getLogger()\n"
+        "root.addHandler(handler)\n"
+        "root.setLevel(logging.DEBUG)\n"
+        "barrier = threading.Barrier(8)\n"
+        "def first() -> None:\n"
+        "    barrier.wait()\n"
+        "    logging.getLogger('app').info('first')\n"
+        "threads = [threading.Thread(target=first) for _ in range(8)]\n"
+        "for thread in threads: thread.start()\n"
+        "for thread in threads: thread.join(30)\n"
+        "assert handler.flush(10)\n"
+        "runtimes = [t for t in threading.enumerate() if t.name == 'redis-log-handler']\n"
+        "print(handler.stats()['written'], len(runtimes))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["8", "1"]
+
+
 async def _log_on_loop() -> str:
     logging.getLogger("redis.asyncio.connection").debug("as if redis-py logged on the runtime loop")
     logging.getLogger("asyncio").warning("as if asyncio logged on the runtime loop")

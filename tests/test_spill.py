@@ -336,3 +336,33 @@ class TestSpillThroughOutages:
         client = redis.Redis.from_url(own_server.url)
         assert [int(document["message"]) for document in read_stream(client, key)] == list(range(100))
         client.close()
+
+    def test_disk_refusal_drops_counts_and_carries_on_from_memory(
+        self,
+        tmp_path: Path,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """When the disk refuses a spill, those records count as dropped_error; later ones wait in memory."""
+        spill_dir = tmp_path / "spill"
+        handler = make_handler(url=own_server.url, key=key, spill_dir=spill_dir, spill_after=0)
+        logger.addHandler(handler)
+        spill_dir.rmdir()
+        spill_dir.write_text("a file where the directory was")  # every segment create now fails (even as root)
+        own_server.kill()
+        for number in range(100):
+            logger.info("lost %d", number)
+        wait_until(lambda: handler.stats()["dropped_error"] == 100)
+        assert "spilling pauses" in capsys.readouterr().err
+        for number in range(100):
+            logger.info("kept %d", number)
+        own_server.start()
+        assert handler.flush(20) is False  # False: records were dropped since the last flush
+        client = redis.Redis.from_url(own_server.url)
+        assert [document["message"] for document in read_stream(client, key)] == [f"kept {n}" for n in range(100)]
+        client.close()
+        stats = handler.stats()
+        assert (stats["written"], stats["dropped"], stats["spilled"]) == (100, 100, 0)
