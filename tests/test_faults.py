@@ -45,6 +45,15 @@ def log_numbers(logger: logging.Logger, count: int, during: Callable[[], None] |
     return slowest
 
 
+def warm_handler(make_handler: MakeHandler, logger: logging.Logger, **kwargs: Any) -> RedisHandler:
+    """A handler on *logger* that has already written 100 numbered records (connection made, counters busy)."""
+    handler = make_handler(**kwargs)
+    logger.addHandler(handler)
+    log_numbers(logger, 100)
+    assert handler.flush(10)
+    return handler
+
+
 @pytest.fixture
 def debug_server() -> Iterator[EmbeddedRedis]:
     """A server that accepts DEBUG from loopback clients."""
@@ -100,10 +109,7 @@ class TestStalls:
         self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
     ) -> None:
         """SIGSTOP longer than socket_timeout: the write's outcome is unknown, it is retried and counted."""
-        handler = make_handler(url=own_server.url, key=key, socket_timeout=0.3, batch_size=100)
-        logger.addHandler(handler)
-        log_numbers(logger, 100)
-        assert handler.flush(10)
+        handler = warm_handler(make_handler, logger, url=own_server.url, key=key, socket_timeout=0.3, batch_size=100)
         own_server.pause()
         try:
             slowest = log_numbers(logger, 1000)
@@ -132,10 +138,9 @@ class TestStalls:
         logger: logging.Logger,
     ) -> None:
         """DEBUG SLEEP blocks the server past socket_timeout; the handler retries and nothing is lost."""
-        handler = make_handler(url=debug_server.url, key=key, mode="list", socket_timeout=0.3, batch_size=100)
-        logger.addHandler(handler)
-        log_numbers(logger, 100)
-        assert handler.flush(10)
+        handler = warm_handler(
+            make_handler, logger, url=debug_server.url, key=key, mode="list", socket_timeout=0.3, batch_size=100
+        )
         sleeper = threading.Thread(target=sync_client.execute_command, args=("DEBUG", "SLEEP", "1.5"))
         sleeper.start()
         slowest = log_numbers(logger, 2000)
@@ -155,10 +160,7 @@ class TestStalls:
         logger: logging.Logger,
     ) -> None:
         """CLIENT PAUSE WRITE holds the handler's writes; they land, once and in order, after the pause."""
-        handler = make_handler(url=debug_server.url, key=key, batch_size=100)
-        logger.addHandler(handler)
-        log_numbers(logger, 100)
-        assert handler.flush(10)
+        handler = warm_handler(make_handler, logger, url=debug_server.url, key=key, batch_size=100)
         sync_client.execute_command("CLIENT", "PAUSE", "1000", "WRITE")
         slowest = log_numbers(logger, 2000)
         assert handler.flush(0.2) is False  # held by the pause

@@ -202,6 +202,14 @@ def in_memory(handler: RedisHandler) -> int:
     return int(stats["buffered"] - (stats["spilled"] - stats["replayed"]))
 
 
+def spill_while_down(server: EmbeddedRedis, handler: RedisHandler, logger: logging.Logger) -> None:
+    """Kill *server*, log 100 numbered records and wait until the handler has them all on disk."""
+    server.kill()
+    for number in range(100):
+        logger.info("%d", number)
+    wait_until(lambda: handler.stats()["spilled"] == 100)
+
+
 @pytest.mark.slow
 class TestSpillThroughOutages:
     def test_overflow_goes_to_disk_and_replays_in_order(
@@ -243,10 +251,7 @@ class TestSpillThroughOutages:
         """Below the watermark, records go to disk once Redis has failed for spill_after seconds."""
         handler = make_handler(url=own_server.url, key=key, spill_dir=tmp_path, spill_after=0.3)
         logger.addHandler(handler)
-        own_server.kill()
-        for number in range(100):
-            logger.info("%d", number)
-        wait_until(lambda: handler.stats()["spilled"] == 100)
+        spill_while_down(own_server, handler, logger)
         own_server.start()
         assert handler.flush(20) is True
         client = redis.Redis.from_url(own_server.url)
@@ -319,10 +324,7 @@ class TestSpillThroughOutages:
         """A child forked while the parent has records on disk neither replays nor unlocks them."""
         handler = make_handler(url=own_server.url, key=key, spill_dir=tmp_path, spill_after=0)
         logger.addHandler(handler)
-        own_server.kill()
-        for number in range(100):
-            logger.info("%d", number)
-        wait_until(lambda: handler.stats()["spilled"] == 100)
+        spill_while_down(own_server, handler, logger)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
             pid = os.fork()
