@@ -91,7 +91,7 @@ class Shipper:
         """
         keep_inherited(self._writer, self._task, self._wakeup, self._retry_now)
         if self._spill is not None:
-            self._spill.close_inherited()
+            self._spill.close()
         self._pid = current_pid()
         self._reset()
 
@@ -499,9 +499,6 @@ class Shipper:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
 
-    def _writer_is_idempotent(self) -> bool:
-        return self._writer is not None and self._writer.idempotent
-
     async def _backoff(self, attempt: int) -> None:
         """Sleep before retry *attempt*; a flush or close request cuts the sleep short."""
         assert self._retry_now is not None
@@ -772,7 +769,7 @@ class Shipper:
             "last_error": self._last_error,
             "last_error_at": self._last_error_at,
             "connected": self._failing_since is None and self._writer is not None and self._writer.connected,
-            "idempotent_writes": self._writer_is_idempotent(),
+            "idempotent_writes": self._writer is not None and self._writer.idempotent,
             "oldest_buffered_age": self._oldest_buffered_age(),
             "spilled": spill.spilled if spill is not None else 0,
             "replayed": spill.replayed if spill is not None else 0,

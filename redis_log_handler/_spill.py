@@ -218,19 +218,21 @@ class Spill:
 
     # ----------------------------------------------------------- adoption
 
+    def _names_on_disk(self) -> list[str]:
+        """This key's files in the directory, oldest first (names start with the creation sequence)."""
+        return sorted(name for name in os.listdir(self._directory) if name.startswith(self._prefix + "."))
+
     def has_segments_on_disk(self) -> bool:
         """Whether the directory holds any file of this key: perhaps one an earlier process left to adopt."""
         try:
-            names = os.listdir(self._directory)
+            return bool(self._names_on_disk())
         except OSError:  # reported when the consumer tries to adopt
             return False
-        return any(name.startswith(self._prefix + ".") for name in names)
 
     def adopt(self) -> int:
         """Take over the segments of this key that no live process holds; returns how many."""
-        names = sorted(name for name in os.listdir(self._directory) if name.startswith(self._prefix + "."))
         adopted = 0
-        for name in names:  # by sequence: oldest first
+        for name in self._names_on_disk():
             path = os.path.join(self._directory, name)
             fd = _lock_unheld(path)
             if fd is None:
@@ -248,16 +250,15 @@ class Spill:
     # ------------------------------------------------------------- ending
 
     def close(self) -> None:
-        """Release every segment; what was not replayed stays on disk for the next process."""
+        """Close every segment's descriptor; what was not replayed stays on disk for the next process.
+
+        Never unlocks explicitly: in a forked child, whose descriptors share
+        the parent's locks, closing them leaves the locks with the parent.
+        """
         self._seal_tail()
         for segment in self._sealed:
             os.close(segment.fd)
         self._sealed.clear()
-
-    def close_inherited(self) -> None:
-        """In a forked child: close the descriptors inherited from the parent, whose locks stay the parent's."""
-        for segment in [*self._sealed, *([self._tail] if self._tail is not None else [])]:
-            os.close(segment.fd)
 
 
 def _lock_unheld(path: str) -> int | None:
