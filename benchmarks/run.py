@@ -1,4 +1,4 @@
-"""Benchmarks for redis-log-handler: throughput, caller cost, memory and delivery latency.
+"""Benchmarks for redis-log-bridge: throughput, caller cost, memory and delivery latency.
 
     python benchmarks/run.py            # the full suite (about 5 minutes on 2 cores)
     python benchmarks/run.py --smoke    # a short run with small N (what CI does; no assertions on time)

@@ -9,7 +9,7 @@ from ._loguru import LoguruSink
 from ._structlog import StructlogProcessor
 
 try:
-    __version__ = version("redis-log-handler")
+    __version__ = version("redis-log-bridge")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
