@@ -1,10 +1,10 @@
-"""``python -m redis_log_handler demo``."""
+"""``python -m redis_log_handler``: the ``redis-log-handler`` command."""
 
 from __future__ import annotations
 
 import sys
 
-from ._demo import main
+from ._cli import main
 
 __all__ = ["main"]
 

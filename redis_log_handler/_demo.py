@@ -1,27 +1,38 @@
-"""``redis-log-handler demo``: log from several threads into Redis and summarise what arrived."""
+"""The demo command: log from several threads through three frameworks into one stream, and summarise what arrived."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
+import secrets
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any, cast
 
 import redis
+import redis.exceptions
 
+from ._command import CommandError, UsageError, connect
+from ._config import redact_url
+from ._diagnostics import describe
 from ._handler import RedisHandler
 from ._loguru import LoguruSink
 from ._server import EmbeddedRedis
 from ._structlog import StructlogProcessor
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_DESCRIPTION", "MAX_THREADS", "run_demo"]
 
+DEMO_DESCRIPTION = (
+    "Log records from several threads through stdlib logging, Loguru and structlog (those installed) into one "
+    "Redis stream with one RedisHandler, wait until all are written, and summarise what the stream holds."
+)
+MAX_THREADS = 1000
+# Every demo document carries this static field: it is how the demo recognises an earlier demo's stream.
+_DEMO_FIELDS = {"service": "redis-log-handler-demo"}
+_KEY_TTL = 3600  # seconds: the demo's stream expires an hour after its last write
 _LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
 
 
@@ -116,60 +127,104 @@ def _progress(handler: RedisHandler, done: threading.Event, started: float) -> N
         print()
 
 
-def _read_back(url: str, key: str) -> tuple[int, Counter[str], Counter[str]]:
+def _read_back(client: redis.Redis, key: str) -> tuple[int, Counter[str], Counter[str]]:
     """Count the documents in the stream by level and by source."""
-    connection = redis.Redis.from_url(url)
     levels: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     total = 0
-    last = "-"
-    while True:
-        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrange(key, min=last, count=10_000))
-        if last != "-":
-            entries = entries[1:]  # the range is inclusive of the last id already counted
-        if not entries:
-            break
-        for entry_id, fields in entries:
-            document = json.loads(fields[b"data"])
-            levels[document["level"]] += 1
-            sources[document["source"]] += 1
-            total += 1
-            last = entry_id.decode()
-    connection.close()
+    for document in _documents(client, key):
+        levels[document["level"]] += 1
+        sources[document["source"]] += 1
+        total += 1
     return total, levels, sources
 
 
-def run_demo(url: str | None, key: str, threads: int, records: int) -> int:
-    """Run the demo; returns the process exit code."""
+def _documents(client: redis.Redis, key: str) -> Iterator[dict[str, Any]]:
+    """Every document in the stream *key*, oldest first, read in chunks; an entry that is not one yields {}."""
+    start = "-"
+    while True:
+        entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", client.xrange(key, min=start, count=10_000))
+        if not entries:
+            return
+        for _, fields in entries:
+            try:
+                document = json.loads(fields[b"data"]) if set(fields) == {b"data"} else {}
+            except ValueError:
+                document = {}
+            yield document if isinstance(document, dict) else {}
+        start = "(" + entries[-1][0].decode()
+
+
+def _choose_key(client: redis.Redis, key: str | None) -> str:
+    """A new key, or *key* once it is known to be new or to hold only an earlier demo's records (then emptied)."""
+    if key is None:
+        return f"redis-log-handler:demo:{secrets.token_hex(4)}"
+    if client.exists(key):
+        earlier_demo = client.type(key) == b"stream" and all(
+            document.get("service") == _DEMO_FIELDS["service"] for document in _documents(client, key)
+        )
+        if not earlier_demo:
+            raise UsageError(
+                f"--key {key!r} already holds data the demo did not write; name a new key or leave --key out"
+            )
+        client.delete(key)
+    return key
+
+
+def _server_name(client: redis.Redis) -> str:
+    """``Redis 7.0.15`` or ``Valkey 9.1.2``: the server's own name and version."""
+    info = client.info("server")
+    if "valkey_version" in info:
+        return f"Valkey {info['valkey_version']}"
+    return f"{str(info.get('server_name') or 'redis').capitalize()} {info.get('redis_version', '')}".strip()
+
+
+def run_demo(url: str | None, key: str | None, threads: int, records: int) -> int:
+    """Run the demo; returns the exit status (0: every record arrived)."""
     server: EmbeddedRedis | None = None
     if url is None:
-        server = EmbeddedRedis().start()
+        try:
+            server = EmbeddedRedis().start()
+        except RuntimeError as exc:
+            raise CommandError(f"cannot start a throwaway server for the demo: {exc}") from None
         url = server.url
-        print(f"Started a throwaway Redis for the demo: {server.binary} on {url}")
-    else:
-        print(f"Using Redis at {url}")
     try:
-        return _log_and_summarise(url, key, threads, records)
+        client = connect(url)
+        try:
+            name = _server_name(client)
+            if server is not None:
+                print(f"Started a throwaway {name} server for the demo: {server.binary} on {url}")
+            else:
+                print(f"Using {name} at {redact_url(url)}")
+            return _log_and_summarise(client, url, _choose_key(client, key), threads, records)
+        except redis.exceptions.RedisError as exc:
+            raise CommandError(f"Redis at {redact_url(url)} failed during the demo ({describe(exc)})") from None
+        finally:
+            client.close()
     finally:
         if server is not None:
             server.stop()
 
 
-def _log_and_summarise(url: str, key: str, threads: int, records: int) -> int:
-    handler = RedisHandler(url=url, key=key, fields={"service": "demo"})
-    frameworks = _Frameworks(handler)
-    redis.Redis.from_url(url).delete(key)
+def _shares(records: int, threads: int) -> list[int]:
+    """*records* split over at most *threads* threads, as evenly as possible, none empty."""
+    threads = min(threads, records)
+    return [records // threads + (1 if index < records % threads else 0) for index in range(threads)]
 
-    per_thread = max(1, records // threads)
+
+def _log_and_summarise(client: redis.Redis, url: str, key: str, threads: int, records: int) -> int:
+    handler = RedisHandler(url=url, key=key, fields=_DEMO_FIELDS, ttl=_KEY_TTL)
+    frameworks = _Frameworks(handler)
+    shares = _shares(records, threads)
     print(
-        f"Logging {per_thread * threads:,} records from {threads} threads through {', '.join(frameworks.names)} "
+        f"Logging {records:,} records from {len(shares)} threads through {', '.join(frameworks.names)} "
         f"into stream {key!r} ..."
     )
     done = threading.Event()
     started = time.perf_counter()
     reporter = threading.Thread(target=_progress, args=(handler, done, started), daemon=True)
     reporter.start()
-    workers = [threading.Thread(target=_work, args=(frameworks, worker, per_thread)) for worker in range(threads)]
+    workers = [threading.Thread(target=_work, args=(frameworks, worker, share)) for worker, share in enumerate(shares)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -183,7 +238,7 @@ def _log_and_summarise(url: str, key: str, threads: int, records: int) -> int:
     frameworks.detach(handler)
     handler.close()
 
-    total, levels, sources = _read_back(url, key)
+    total, levels, sources = _read_back(client, key)
     _print_summary(stats, total, levels, sources, logged, elapsed, delivered)
     return 0 if delivered and total == stats["written"] else 1
 
@@ -210,20 +265,3 @@ def _print_summary(
         f"closed {stats['dropped_closed']}, error {stats['dropped_error']})"
     )
     print(f"  everything delivered  : {'yes' if delivered else 'NO'}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m redis_log_handler`` and the ``redis-log-handler`` script."""
-    parser = argparse.ArgumentParser(prog="redis-log-handler", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="log from several threads into Redis and summarise the result")
-    demo.add_argument(
-        "--url",
-        default=os.environ.get("REDIS_URL"),
-        help="Redis URL (default: $REDIS_URL, else start a throwaway server)",
-    )
-    demo.add_argument("--key", default="redis-log-handler:demo", help="stream key (deleted first)")
-    demo.add_argument("--threads", type=int, default=8)
-    demo.add_argument("--records", type=int, default=100_000)
-    arguments = parser.parse_args(argv)
-    return run_demo(arguments.url, arguments.key, arguments.threads, arguments.records)

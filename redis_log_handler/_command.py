@@ -1,0 +1,60 @@
+"""What every subcommand shares: its error types, argument types, and connecting with a one-line failure."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import redis
+import redis.exceptions
+
+from ._config import redact_url, resolve_url
+from ._diagnostics import describe
+
+__all__ = ["CommandError", "UsageError", "connect", "positive_int", "redis_url"]
+
+_CONNECT_TIMEOUT = 2.0
+_COMMAND_TIMEOUT = 10.0
+
+
+class CommandError(Exception):
+    """A failure the command reports in one line, exiting with status 1 (an unreachable server, say)."""
+
+
+class UsageError(Exception):
+    """An argument found bad only once the command runs (say, a key that already holds other data): status 2."""
+
+
+def positive_int(maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to *maximum*."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < 1 or (maximum is not None and value > maximum):
+            limit = f"from 1 to {maximum:,}" if maximum is not None else "at least 1"
+            raise argparse.ArgumentTypeError(f"must be {limit}, got {text!r}")
+        return value
+
+    return parse
+
+
+def redis_url(text: str) -> str:
+    """An argparse type: a Redis URL of a form the handler accepts."""
+    try:
+        return resolve_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("url ")) from None
+
+
+def connect(url: str) -> redis.Redis:
+    """A synchronous client that has answered PING; raises :class:`CommandError` if the server cannot be reached."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=_COMMAND_TIMEOUT)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        client.close()
+        raise CommandError(f"cannot reach Redis at {redact_url(url)} ({describe(exc)})") from None
+    return client

@@ -1,0 +1,175 @@
+"""The redis-log-handler command: one-line errors with argparse's exit statuses, and the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from redis_log_handler._cli import main
+from redis_log_handler._server import EmbeddedRedis, _free_port
+
+from .conftest import read_stream
+
+pytestmark = pytest.mark.slow
+
+
+def run_command(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m redis_log_handler`` as a user would (a process of its own: the demo configures frameworks)."""
+    environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "redis_log_handler", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**environment, **(env or {})},
+    )
+
+
+def one_line(text: str) -> str:
+    """The only line of *text*; fails if there are more (or none)."""
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            (["--threads", "0"], "argument --threads: must be from 1 to 1,000, got '0'"),
+            (["--threads", "1001"], "argument --threads: must be from 1 to 1,000, got '1001'"),
+            (["--threads", "many"], "argument --threads: must be a whole number, got 'many'"),
+            (["--records", "0"], "argument --records: must be at least 1, got '0'"),
+            (["--records", "-5"], "argument --records: must be at least 1, got '-5'"),
+            (["--url", "http//oops"], "argument --url: must start with redis://, rediss:// or unix://, got 'http//"),
+            (["--url", "redis://:7000/0"], "argument --url: must have a host, got 'redis://:7000/0'"),
+            (["--url", "redis://localhost:99999/0"], "argument --url: is malformed (Port out of range 0-65535)"),
+        ],
+    )
+    def test_bad_argument_is_one_line_with_status_2(
+        self, arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each bad argument gives one line naming it, and exit status 2, before anything is started."""
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", *arguments])
+        assert exited.value.code == 2
+        line = one_line(capsys.readouterr().err)
+        assert line.startswith(f"redis-log-handler demo: error: {message}")
+        assert line.endswith("(see redis-log-handler demo --help)")
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [([], "the following arguments are required: COMMAND"), (["demo", "--verbose"], "unrecognized arguments")],
+    )
+    def test_usage_errors_outside_an_option(
+        self, arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No command, or an unknown option: a usage error too."""
+        with pytest.raises(SystemExit) as exited:
+            main(arguments)
+        assert exited.value.code == 2
+        assert one_line(capsys.readouterr().err).startswith(f"redis-log-handler: error: {message}")
+
+    def test_bad_redis_url_from_the_environment(self) -> None:
+        """A malformed $REDIS_URL is reported like a bad --url, with the password hidden."""
+        result = run_command("demo", env={"REDIS_URL": "http://user:hunter2@host/0"})
+        assert result.returncode == 2
+        line = one_line(result.stderr)
+        assert "argument --url: must start with redis://" in line
+        assert "hunter2" not in line
+        assert "user:***@host" in line
+
+    def test_help_is_plain_text_with_defaults(self) -> None:
+        """--help has no reST markup, and says each option's default and range."""
+        result = run_command("demo", "--help")
+        assert result.returncode == 0
+        assert "``" not in result.stdout
+        text = " ".join(result.stdout.split())
+        assert "threads logging at once, 1 to 1,000 (default: 8)" in text
+        assert "records to log in all (default: 100000)" in text
+        assert "it must not exist yet, or hold only an earlier demo's records" in text
+
+
+class TestServerProblems:
+    def test_unreachable_server_is_one_line_with_status_1(self) -> None:
+        """Nothing listening at --url: one line with the redacted URL, status 1, no traceback."""
+        port = _free_port()
+        result = run_command("demo", "--url", f"redis://app:p%40ss:w0rd@127.0.0.1:{port}/0")
+        assert result.returncode == 1
+        line = one_line(result.stderr)
+        assert line.startswith(f"redis-log-handler demo: cannot reach Redis at redis://app:***@127.0.0.1:{port}/0 (")
+        assert "Connection refused" in line
+        assert "w0rd" not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
+
+    def test_wrong_password_is_one_line_with_status_1(self) -> None:
+        """A server that refuses the password: one line, status 1, the password hidden."""
+        with EmbeddedRedis("--requirepass", "right") as server:
+            url = server.url.replace("redis://", "redis://:wrong@")
+            result = run_command("demo", "--url", url)
+        assert result.returncode == 1
+        line = one_line(result.stderr)
+        assert line.startswith("redis-log-handler demo: cannot reach Redis at redis://:***@127.0.0.1:")
+        assert "wrong" not in line
+
+
+class TestDemo:
+    def test_logs_every_record_through_three_frameworks(self, redis_server: EmbeddedRedis, client: redis.Redis) -> None:
+        """The demo logs exactly --records records (not a multiple of --threads) into a new key that expires."""
+        result = run_command("demo", "--url", redis_server.url, "--records", "1003", "--threads", "4")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Using Redis {client.info('server')['redis_version']} at ")
+        key = re.search(r"into stream '([^']+)'", result.stdout)
+        assert key is not None
+        documents = read_stream(client, key[1])
+        assert len(documents) == 1003
+        assert {document["source"] for document in documents} == {"stdlib", "loguru", "structlog"}
+        assert 0 < client.ttl(key[1]) <= 3600
+        assert "everything delivered  : yes" in result.stdout
+        assert result.stderr == ""
+
+    def test_more_threads_than_records(self, redis_server: EmbeddedRedis, client: redis.Redis) -> None:
+        """Seven records from eight threads are seven records."""
+        result = run_command("demo", "--url", redis_server.url, "--records", "7", "--threads", "8")
+        assert result.returncode == 0, result.stderr
+        assert "Logging 7 records from 7 threads" in result.stdout
+        key = re.search(r"into stream '([^']+)'", result.stdout)
+        assert key is not None
+        assert client.xlen(key[1]) == 7
+
+    def test_refuses_a_key_holding_other_data(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> None:
+        """--key naming a key the demo did not write: one line, status 2, and the key is left as it was."""
+        client.xadd(key, {"data": json.dumps({"service": "billing", "message": "keep me"})})
+        result = run_command("demo", "--url", redis_server.url, "--key", key, "--records", "10")
+        assert result.returncode == 2
+        assert one_line(result.stderr) == (
+            f"redis-log-handler demo: error: --key {key!r} already holds data the demo did not write; "
+            "name a new key or leave --key out"
+        )
+        assert [document["message"] for document in read_stream(client, key)] == ["keep me"]
+        client.set(f"{key}:string", "not a stream")
+        result = run_command("demo", "--url", redis_server.url, "--key", f"{key}:string", "--records", "10")
+        assert result.returncode == 2
+        assert client.get(f"{key}:string") == b"not a stream"
+
+    def test_replaces_an_earlier_demo_on_the_same_key(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """Run twice on one --key: the second run replaces the first run's records."""
+        for records in ("50", "20"):
+            result = run_command("demo", "--url", redis_server.url, "--key", key, "--records", records)
+            assert result.returncode == 0, result.stderr
+        assert client.xlen(key) == 20
+
+    def test_starts_and_names_a_throwaway_server(self) -> None:
+        """Without --url or $REDIS_URL the demo starts a server of its own and says which one it is."""
+        result = run_command("demo", "--records", "100", "--threads", "2")
+        assert result.returncode == 0, result.stderr
+        assert re.match(r"Started a throwaway (Redis|Valkey) \d+\.\d+\.\d+ server for the demo: ", result.stdout)
