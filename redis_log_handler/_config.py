@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,14 +46,14 @@ def resolve_url(url: str | None) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
     except ValueError as exc:
-        raise ValueError(f"url is malformed ({exc}): {redact_url(url)}") from None
+        raise ValueError(f"url is malformed ({exc}), got {redact_url(url)!r}") from None
     if parts.scheme not in _URL_SCHEMES:
-        raise ValueError(f"url must start with redis://, rediss:// or unix://, got {redact_url(url)}")
+        raise ValueError(f"url must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
     if parts.scheme == "unix":
         if not parts.path:
-            raise ValueError(f"url has no socket path: {redact_url(url)}")
+            raise ValueError(f"url must have a socket path, got {redact_url(url)!r}")
     elif not parts.hostname:
-        raise ValueError(f"url has no host: {redact_url(url)}")
+        raise ValueError(f"url must have a host, got {redact_url(url)!r}")
     return url
 
 
@@ -135,7 +136,7 @@ class Settings:
         if not isinstance(key, str) or not key:
             raise ValueError(f"key must be a non-empty string, got {key!r}")
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if maxlen is not None:
             maxlen = _positive_int("maxlen", maxlen)
             if mode == "pubsub":
@@ -145,10 +146,10 @@ class Settings:
             if mode == "pubsub":
                 raise ValueError("ttl applies to stream and list modes, not pubsub")
         if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {overflow!r}")
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
         max_document_bytes = _positive_int("max_document_bytes", max_document_bytes)
         if max_document_bytes < _MIN_DOCUMENT_BYTES:
-            raise ValueError(f"max_document_bytes must be at least {_MIN_DOCUMENT_BYTES}, got {max_document_bytes}")
+            raise ValueError(f"max_document_bytes must be at least {_MIN_DOCUMENT_BYTES}, got {max_document_bytes!r}")
         static_fields = _check_fields(fields, max_document_bytes)
         return cls(
             url=resolved_url,
@@ -182,9 +183,9 @@ def _check_spill_dir(spill_dir: str | os.PathLike[str] | None) -> str | None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"spill_dir {path!r} cannot be created: {exc.strerror}") from None
+        raise ValueError(f"spill_dir cannot be created ({exc.strerror}), got {path!r}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"spill_dir {path!r} is not writable")
+        raise ValueError(f"spill_dir must be writable, got {path!r}")
     return path
 
 
@@ -192,7 +193,7 @@ def _check_fields(fields: Mapping[str, Any] | None, max_document_bytes: int) -> 
     if fields is None:
         return {}
     if not isinstance(fields, Mapping):
-        raise ValueError(f"fields must be a mapping of static fields, got {type(fields).__name__}")
+        raise ValueError(f"fields must be a mapping of static fields, got {reprlib.repr(fields)}")
     for name in fields:
         if not isinstance(name, str) or not name:
             raise ValueError(f"fields keys must be non-empty strings, got {name!r}")
@@ -200,5 +201,5 @@ def _check_fields(fields: Mapping[str, Any] | None, max_document_bytes: int) -> 
             raise ValueError(f"fields may not replace the schema field {name!r}")
     safe = json_safe(dict(fields))
     if len(dumps(safe)) > max_document_bytes // 4:
-        raise ValueError("fields must encode to at most a quarter of max_document_bytes")
+        raise ValueError(f"fields must encode to at most a quarter of max_document_bytes, got {reprlib.repr(fields)}")
     return safe  # type: ignore[no-any-return]

@@ -50,8 +50,12 @@ _last: dict[str, tuple[float, int]] = {}
 
 
 def describe(exc: BaseException) -> str:
-    """``Type: message`` for an exception, whatever its repr looks like."""
-    text = str(exc)
+    """``Type: message`` for an exception, whatever its repr looks like.
+
+    A trailing full stop is dropped (redis-py ends most messages with one), so
+    the text reads well inside parentheses and before a semicolon.
+    """
+    text = str(exc).strip().removesuffix(".")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

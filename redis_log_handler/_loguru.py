@@ -33,7 +33,7 @@ class LoguruSink:
         elif handler_options:
             raise ValueError("handler: pass a RedisHandler or RedisHandler keyword arguments, not both")
         elif not isinstance(handler, RedisHandler):
-            raise ValueError(f"handler must be a RedisHandler, got {type(handler).__name__}")
+            raise ValueError(f"handler must be a RedisHandler, got {handler!r}")
         else:
             self._handler = handler
             self._owns_handler = False
