@@ -129,14 +129,31 @@ def event_level(event_dict: Mapping[str, Any], fallback: str) -> tuple[str, int]
     return normalize_level(event_dict.get("level") or event_dict.get("log_level") or fallback)
 
 
+def _process_name() -> str:
+    """The ``multiprocessing`` name of this process, found the way ``logging.LogRecord`` finds it."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        try:
+            return str(multiprocessing.current_process().name)
+        except Exception:  # noqa: S110 - as LogRecord: the default name is the answer then
+            pass
+    return "MainProcess"
+
+
 def structlog_document(
-    event_dict: Mapping[str, Any], method_name: str, record: logging.LogRecord | None = None
+    event_dict: Mapping[str, Any],
+    method_name: str,
+    record: logging.LogRecord | None = None,
+    logger_name: str | None = None,
 ) -> dict[str, Any]:
     """Map a structlog event dict onto the schema-1 document.
 
     With *record* (an event that reached stdlib logging through
     ``ProcessorFormatter.wrap_for_formatter``), the logger name, level and call
     site come from the record, which stdlib filled in at the real call site.
+    Without it, the logger name is the event's ``logger`` key (structlog's
+    ``add_logger_name``), else *logger_name* (the wrapped logger's ``name``);
+    the call site is what ``CallsiteParameterAdder`` put in the event, if it ran.
     """
     get = event_dict.get
     level, levelno = event_level(event_dict, record.levelname if record else method_name)
@@ -144,17 +161,19 @@ def structlog_document(
     function: Any
     line: Any
     file: Any
+    name: Any
     if record is not None:
-        logger_name: Any = record.name
+        name = record.name
         module, function, line, file = record.module, record.funcName, record.lineno, record.pathname
         process, process_name = record.process, record.processName
         thread, thread_name = record.thread, record.threadName
         created = get("timestamp", record.created)
     else:
-        logger_name = get("logger") or get("logger_name")
+        name = get("logger") or get("logger_name") or logger_name
         module, function, line, file = get("module"), get("func_name"), get("lineno"), get("pathname")
         current = threading.current_thread()
-        process, process_name = get("process", os.getpid()), get("process_name")
+        process = get("process", os.getpid())
+        process_name = get("process_name") or _process_name()
         thread, thread_name = get("thread", current.ident), get("thread_name", current.name)
         created = get("timestamp")
     extra = {safe_str(key): json_safe(value) for key, value in event_dict.items() if key not in _CONSUMED}
@@ -163,7 +182,7 @@ def structlog_document(
         "@version": SCHEMA_VERSION,
         "level": level,
         "levelno": levelno,
-        "logger": None if logger_name is None else safe_str(logger_name),
+        "logger": None if name is None else safe_str(name),
         "message": safe_str(get("event", "")),
         "source": "structlog",
         "module": module,

@@ -27,7 +27,7 @@ class StructlogProcessor:
 
     def __init__(self, handler: RedisHandler, *, level: int | str = logging.NOTSET, drop: bool = False) -> None:
         if not isinstance(handler, RedisHandler):
-            raise ValueError(f"handler must be a RedisHandler, got {type(handler).__name__}")
+            raise ValueError(f"handler must be a RedisHandler, got {handler!r}")
         self._handler = handler
         self._levelno = normalize_level(level)[1]
         if isinstance(level, str) and self._levelno == 0 and level.upper() != "NOTSET":
@@ -41,7 +41,9 @@ class StructlogProcessor:
     def __call__(self, logger: Any, method_name: str, event_dict: Mapping[str, Any]) -> Any:
         """Buffer the event (never raises, never waits on Redis) and hand it on untouched."""
         if not self._levelno or event_level(event_dict, method_name)[1] >= self._levelno:
-            self._handler._submit(structlog_document, (event_dict, method_name), "structlog", os.getpid())
+            logger_name = getattr(logger, "name", None)  # a stdlib logger's name; other loggers have none
+            arguments = (event_dict, method_name, None, logger_name if isinstance(logger_name, str) else None)
+            self._handler._submit(structlog_document, arguments, "structlog", os.getpid())
         if self._drop_event is not None:
             raise self._drop_event
         return event_dict

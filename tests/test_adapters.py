@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -271,6 +272,51 @@ class TestStructlog:
         assert document["extra"] == {"request_id": "r-9", "user": "bob", "ms": 812.5}
         assert abs(time.time() - _epoch(document["@timestamp"])) < 60
         assert '"event": "slow request"' in rendered  # the chain went on to the renderer
+
+    def test_fields_filled_without_callsite_information(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
+    ) -> None:
+        """process_name is always filled and logger comes from the wrapped stdlib logger; the call site stays null."""
+        handler = make_handler(url=redis_server.url, key=key)
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, StructlogProcessor(handler, drop=True)],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+        structlog.get_logger("billing.invoices").info("invoice sent")
+        assert handler.flush(5)
+        [document] = read_stream(client, key)
+        assert document["logger"] == "billing.invoices"
+        assert document["process_name"] == "MainProcess"
+        assert (document["process"], document["thread_name"]) == (os.getpid(), threading.current_thread().name)
+        # Without CallsiteParameterAdder the call site is unknown: null, as the schema page says.
+        assert [document[field] for field in ("module", "function", "line", "file")] == [None] * 4
+
+    def test_callsite_parameter_adder_fills_the_call_site(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
+    ) -> None:
+        """With CallsiteParameterAdder in the chain, module, function, line and file are the real call site."""
+        handler = make_handler(url=redis_server.url, key=key)
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.CallsiteParameterAdder(),
+                StructlogProcessor(handler, drop=True),
+            ],
+            logger_factory=structlog.ReturnLoggerFactory(),
+            cache_logger_on_first_use=False,
+        )
+        line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+        structlog.get_logger().info("with call site")
+        assert handler.flush(5)
+        [document] = read_stream(client, key)
+        assert (document["module"], document["function"], document["line"], document["file"]) == (
+            "test_adapters",
+            "test_callsite_parameter_adder_fills_the_call_site",
+            line,
+            __file__,
+        )
 
     def test_processor_returns_the_event_unchanged(
         self, redis_server: EmbeddedRedis, make_handler: MakeHandler, key: str
