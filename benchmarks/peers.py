@@ -20,7 +20,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from redis_log_handler._document import DocumentEncoder
+from redis_log_handler._document import stdlib_document
+from redis_log_handler._encoding import DocumentEncoder
 
 Finish = Callable[[], None]
 
@@ -41,7 +42,7 @@ class Floor(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Build and encode the document, then drop it."""
-        self._encoder.encode(self._encoder.stdlib_document(record, record.getMessage()))
+        self._encoder.encode(stdlib_document(record, record.getMessage()))
 
 
 class LockedFloor(Floor):
@@ -76,7 +77,7 @@ class SyncRpush(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write the record before returning."""
-        self._client.rpush(self._key, self._encoder.encode(self._encoder.stdlib_document(record, record.getMessage())))
+        self._client.rpush(self._key, self._encoder.encode(stdlib_document(record, record.getMessage())))
 
 
 def sync_rpush(url: str, key: str) -> tuple[logging.Handler, Finish]:
@@ -100,7 +101,7 @@ class CoroutinePerRecord(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Schedule one XADD for the record."""
-        document = self._encoder.encode(self._encoder.stdlib_document(record, record.getMessage()))
+        document = self._encoder.encode(stdlib_document(record, record.getMessage()))
         self._futures.append(
             asyncio.run_coroutine_threadsafe(self._client.xadd(self._key, {"data": document}), self._loop)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import reprlib
@@ -69,108 +70,134 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _positive_int(name: str, value: object) -> int:
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The handler's parameters with their defaults: the one list of them.
+
+    ``RedisHandler.__init__`` spells the same parameters out for readers and
+    type checkers; a test checks that its signature matches these fields.
+    Built with :meth:`build`, which validates every value: then ``url`` is
+    always a string, ``fields`` a dict and ``spill_dir`` an absolute path or None.
+    """
+
+    url: str | None = None
+    key: str = "logs"
+    mode: Mode = "stream"
+    maxlen: int | None = None
+    ttl: int | None = None
+    batch_size: int = 1000
+    flush_interval: float = 0.05
+    buffer_size: int = 100_000
+    overflow: Overflow = "drop_oldest"
+    block_timeout: float = 1.0
+    close_timeout: float = 5.0
+    fields: Mapping[str, Any] | None = None
+    max_document_bytes: int = 262_144
+    client: ClientFactory | None = None
+    socket_timeout: float = 5.0
+    spill_dir: str | os.PathLike[str] | None = None
+    spill_max_bytes: int = 1 << 30
+    spill_after: float = 5.0
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameter names, in order."""
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def build(cls, **arguments: Any) -> Settings:
+        """Check every parameter (defaults for those not given) and raise ``ValueError`` naming the first bad one."""
+        unknown = arguments.keys() - set(cls.names())
+        if unknown:
+            raise TypeError(f"unexpected parameters: {', '.join(sorted(unknown))}")
+        values = {field.name: arguments.get(field.name, field.default) for field in dataclasses.fields(cls)}
+        for name, check in _CHECKS.items():
+            values[name] = check(name, values[name], values)
+        return cls(**values)
+
+
+Check = Callable[[str, Any, dict[str, Any]], Any]
+"""Validates one parameter: (name, value, every value so far) -> the value to keep, or ValueError."""
+
+
+def _positive_int(name: str, value: object, _: object = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
-def _positive_seconds(name: str, value: object, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}")
-    return float(value)
+def _optional_positive_int(name: str, value: object, values: dict[str, Any]) -> int | None:
+    if value is None:
+        return None
+    if values["mode"] == "pubsub":
+        raise ValueError(f"{name} applies to stream and list modes, not pubsub, got {value!r}")
+    return _positive_int(name, value)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Validated handler settings (see the configuration reference in docs/)."""
+def _seconds(*, allow_zero: bool) -> Check:
+    def check(name: str, value: object, _: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}")
+        return float(value)
 
-    url: str
-    key: str
-    mode: Mode
-    maxlen: int | None
-    ttl: int | None
-    batch_size: int
-    flush_interval: float
-    buffer_size: int
-    overflow: Overflow
-    block_timeout: float
-    close_timeout: float
-    fields: Mapping[str, Any]
-    max_document_bytes: int
-    client: ClientFactory | None
-    socket_timeout: float
-    spill_dir: str | None
-    spill_max_bytes: int
-    spill_after: float
+    return check
 
-    @classmethod
-    def build(
-        cls,
-        *,
-        url: str | None,
-        key: str,
-        mode: str,
-        maxlen: int | None,
-        ttl: int | None,
-        batch_size: int,
-        flush_interval: float,
-        buffer_size: int,
-        overflow: str,
-        block_timeout: float,
-        close_timeout: float,
-        fields: Mapping[str, Any] | None,
-        max_document_bytes: int,
-        client: ClientFactory | None,
-        socket_timeout: float,
-        spill_dir: str | os.PathLike[str] | None,
-        spill_max_bytes: int,
-        spill_after: float,
-    ) -> Settings:
-        """Check every parameter and raise ``ValueError`` naming the first bad one."""
-        if client is not None and not callable(client):
-            raise ValueError(f"client must be a callable returning a redis.asyncio client, got {client!r}")
-        resolved_url = resolve_url(url) if client is None else (url or "<client factory>")
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be a non-empty string, got {key!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if maxlen is not None:
-            maxlen = _positive_int("maxlen", maxlen)
-            if mode == "pubsub":
-                raise ValueError("maxlen applies to stream and list modes, not pubsub")
-        if ttl is not None:
-            ttl = _positive_int("ttl", ttl)
-            if mode == "pubsub":
-                raise ValueError("ttl applies to stream and list modes, not pubsub")
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
-        max_document_bytes = _positive_int("max_document_bytes", max_document_bytes)
-        if max_document_bytes < _MIN_DOCUMENT_BYTES:
-            raise ValueError(f"max_document_bytes must be at least {_MIN_DOCUMENT_BYTES}, got {max_document_bytes!r}")
-        static_fields = _check_fields(fields, max_document_bytes)
-        return cls(
-            url=resolved_url,
-            key=key,
-            mode=mode,
-            maxlen=maxlen,
-            ttl=ttl,
-            batch_size=_positive_int("batch_size", batch_size),
-            flush_interval=_positive_seconds("flush_interval", flush_interval),
-            buffer_size=_positive_int("buffer_size", buffer_size),
-            overflow=overflow,
-            block_timeout=_positive_seconds("block_timeout", block_timeout, allow_zero=True),
-            close_timeout=_positive_seconds("close_timeout", close_timeout),
-            fields=static_fields,
-            max_document_bytes=max_document_bytes,
-            client=client,
-            socket_timeout=_positive_seconds("socket_timeout", socket_timeout),
-            spill_dir=_check_spill_dir(spill_dir),
-            spill_max_bytes=_positive_int("spill_max_bytes", spill_max_bytes),
-            spill_after=_positive_seconds("spill_after", spill_after, allow_zero=True),
-        )
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(name: str, value: object, _: object) -> object:
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _client(name: str, value: object, _: object) -> object:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a callable returning a redis.asyncio client, got {value!r}")
+    return value
+
+
+def _url(_: str, value: str | None, values: dict[str, Any]) -> str:
+    return resolve_url(value) if values["client"] is None else (value or "<client factory>")
+
+
+def _key(name: str, value: object, _: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _document_bytes(name: str, value: object, _: object) -> int:
+    value = _positive_int(name, value)
+    if value < _MIN_DOCUMENT_BYTES:
+        raise ValueError(f"{name} must be at least {_MIN_DOCUMENT_BYTES}, got {value!r}")
+    return value
+
+
+# Every parameter's check, in the order they run (a check may read the values checked before it).
+_CHECKS: dict[str, Check] = {
+    "client": _client,
+    "url": _url,
+    "key": _key,
+    "mode": _one_of(MODES),
+    "maxlen": _optional_positive_int,
+    "ttl": _optional_positive_int,
+    "overflow": _one_of(OVERFLOW_POLICIES),
+    "max_document_bytes": _document_bytes,
+    "fields": lambda _, value, values: _check_fields(value, values["max_document_bytes"]),
+    "batch_size": _positive_int,
+    "flush_interval": _seconds(allow_zero=False),
+    "buffer_size": _positive_int,
+    "block_timeout": _seconds(allow_zero=True),
+    "close_timeout": _seconds(allow_zero=False),
+    "socket_timeout": _seconds(allow_zero=False),
+    "spill_dir": lambda _, value, __: _check_spill_dir(value),
+    "spill_max_bytes": _positive_int,
+    "spill_after": _seconds(allow_zero=True),
+}
 
 
 def _check_spill_dir(spill_dir: str | os.PathLike[str] | None) -> str | None:

@@ -1,21 +1,27 @@
 """Forgetting the parent's state in a forked child, whether or not the fork ran Python's at-fork hooks.
 
 ``os.fork()`` (and so multiprocessing, ProcessPoolExecutor and gunicorn) runs
-the callbacks registered here through ``os.register_at_fork``. A fork made
-from C (an extension calling ``fork()`` directly) runs none: the handler then
-notices the new process id on the next record (see :func:`catch_up`) and runs
-the same callbacks before touching anything it inherited.
+one hook registered here with ``os.register_at_fork``, which runs every
+callback of the registry in registration order. A fork made from C (an
+extension calling ``fork()`` directly) runs no hook: the handler then notices
+the new process id on the next record (see :func:`catch_up`) and runs the same
+callbacks before touching anything it inherited.
+
+The registry holds bound methods weakly, so a handler that is gone leaves
+nothing behind; plain functions (module-level resets) are held for good. This
+module imports nothing from the package: every other module may use it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import types
+import weakref
 from collections.abc import Callable
 
-__all__ = ["after_fork_in_child", "catch_up", "current_pid"]
+__all__ = ["after_fork_in_child", "callbacks_registered", "catch_up", "current_pid"]
 
-_callbacks: list[Callable[[], None]] = []
+_registry: list[Callable[[], Callable[[], None] | None]] = []
 _pid = os.getpid()
 
 
@@ -25,60 +31,42 @@ def current_pid() -> int:
 
 
 def after_fork_in_child(callback: Callable[[], None]) -> None:
-    """Run *callback* in every forked child, in registration order, before the child logs anything."""
-    _callbacks.append(callback)
-    os.register_at_fork(after_in_child=callback)
+    """Run *callback* in every forked child, in registration order, before the child logs anything.
+
+    A bound method is held weakly: once its object is garbage-collected it is
+    dropped from the registry.
+    """
+    if isinstance(callback, types.MethodType):
+        _registry.append(weakref.WeakMethod(callback))
+    else:
+        _registry.append(lambda: callback)
+
+
+def callbacks_registered() -> int:
+    """How many live callbacks the registry holds (dead weak references are pruned first)."""
+    _registry[:] = [reference for reference in _registry if reference() is not None]
+    return len(_registry)
 
 
 def catch_up() -> None:
     """In a child forked without at-fork hooks, run the callbacks now; otherwise do nothing.
 
-    Such a child starts with the forking thread alone, and the first callback
-    records the new process id, so the callbacks run once.
+    Such a child starts with the forking thread alone, and the callbacks record
+    the new process id first, so they run once.
     """
     if os.getpid() != _pid:
-        for callback in list(_callbacks):
+        _run_callbacks()
+
+
+def _run_callbacks() -> None:
+    global _pid
+    _pid = os.getpid()
+    for reference in list(_registry):  # a copy: a callback may register more
+        callback = reference()
+        if callback is None:
+            _registry.remove(reference)
+        else:
             callback()
 
 
-def _new_process() -> None:
-    global _pid
-    _pid = os.getpid()
-    if "multiprocessing" in sys.modules:
-        _close_before_multiprocessing_exit()
-
-
-class _Token:
-    """What multiprocessing's after-fork registry holds on to (it keeps weak references)."""
-
-
-_token = _Token()
-_registered_with_multiprocessing = False  # inherited: a lineage registers once
-
-
-def _close_before_multiprocessing_exit() -> None:
-    """Make a multiprocessing child close its handlers before it ends.
-
-    A child made by the fork start method ends with ``os._exit``, which skips
-    atexit hooks; multiprocessing runs its own finalizers first. It clears
-    their registry when the child starts, so the finalizer is registered from
-    multiprocessing's own after-fork callbacks, which run after that.
-    """
-    global _registered_with_multiprocessing
-    if _registered_with_multiprocessing:
-        return
-    _registered_with_multiprocessing = True
-    import multiprocessing.util  # noqa: PLC0415 - already imported when this runs
-
-    multiprocessing.util.register_after_fork(_token, _register_finalizer)
-
-
-def _register_finalizer(_: _Token) -> None:
-    import multiprocessing.util  # noqa: PLC0415
-
-    from ._runtime import close_all  # noqa: PLC0415 - _runtime imports this module
-
-    multiprocessing.util.Finalize(None, close_all, exitpriority=100)
-
-
-after_fork_in_child(_new_process)
+os.register_at_fork(after_in_child=_run_callbacks)

@@ -1,21 +1,30 @@
-"""RedisHandler: the stdlib ``logging.Handler`` facade over a Shipper."""
+"""RedisHandler: the stdlib ``logging.Handler`` facade, and the caller's side of the data path.
+
+On the application's thread a record is admitted (counted, or dropped and
+counted), turned into a schema-1 document, encoded, framed and handed to the
+intake. Everything past the intake happens on the runtime loop (``_shipper``).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
 
 from ._config import ClientFactory, Settings, redact_url
-from ._counters import Counter
 from ._diagnostics import describe, report
-from ._document import DocumentEncoder
+from ._document import stdlib_document
+from ._encoding import DocumentEncoder
+from ._exit import register_closeable
+from ._fork import after_fork_in_child, catch_up, current_pid
 from ._json import safe_str
-from ._runtime import register_closeable
+from ._runtime import keep_inherited, loop_thread_id
 from ._shipper import Shipper
-from ._sources import structlog_document
+from ._sources import structlog_document, wrapped_structlog_event
+from ._wire import frame
 
 __all__ = ["RedisHandler"]
 
@@ -36,8 +45,6 @@ class _Reentry(threading.local):
 
 
 _reentry = _Reentry()
-# Sources other than stdlib logging, counted apart in stats().
-_ADAPTER_SOURCES = ("loguru", "structlog")
 
 
 class RedisHandler(logging.Handler):
@@ -74,31 +81,41 @@ class RedisHandler(logging.Handler):
         spill_after: float = 5.0,
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
-        self.settings = Settings.build(
-            url=url,
-            key=key,
-            mode=mode,
-            maxlen=maxlen,
-            ttl=ttl,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            buffer_size=buffer_size,
-            overflow=overflow,
-            block_timeout=block_timeout,
-            close_timeout=close_timeout,
-            fields=fields,
-            max_document_bytes=max_document_bytes,
-            client=client,
-            socket_timeout=socket_timeout,
-            spill_dir=spill_dir,
-            spill_max_bytes=spill_max_bytes,
-            spill_after=spill_after,
-        )
+        arguments = locals()
+        self.settings = Settings.build(**{name: arguments[name] for name in Settings.names()})
         super().__init__(level)
+        assert isinstance(self.settings.fields, dict)
         self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes)
         self._shipper = Shipper(self.settings)
-        self._accepted_by_source = {source: Counter() for source in _ADAPTER_SOURCES}
+        after_fork_in_child(self._reset_in_child)
         register_closeable(self)
+
+    def _reset_in_child(self) -> None:
+        """In a forked child: start over with an empty buffer and fresh counters.
+
+        The parent still owns and sends what it had buffered. The inherited
+        client, task and spill files are never touched (nor garbage-collected:
+        see keep_inherited).
+        """
+        keep_inherited(self._shipper, *self._shipper.inherited())
+        self._shipper = Shipper(self.settings, replay_now=False)
+
+    def _admitted(self, shipper: Shipper, source: str) -> bool:
+        """Count a record as accepted; False (and counted as dropped) if it must not be buffered."""
+        ledger = shipper.ledger
+        ledger.accepted[source].increment()
+        if _reentry.active:
+            ledger.internal.increment()
+            return False
+        if shipper.closed:
+            ledger.after_close.increment()
+            return False
+        if threading.get_ident() == loop_thread_id():
+            # Logged by redis-py, asyncio or this library on the runtime
+            # thread: writing it would feed the handler its own output.
+            ledger.internal.increment()
+            return False
+        return True
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter and emit *record* without taking ``Handler.lock``.
@@ -116,18 +133,14 @@ class RedisHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Encode *record* and buffer it; never raises, never waits on Redis."""
+        if record.process is not None and record.process != current_pid():
+            catch_up()  # a fork that ran no at-fork hooks: start over before touching anything
         shipper = self._shipper
-        if _reentry.active:
-            shipper.count_internal()
+        event_dict = wrapped_structlog_event(record)
+        if not self._admitted(shipper, "stdlib" if event_dict is None else "structlog"):
             return
         _reentry.active = True
         try:
-            # structlog.stdlib: ProcessorFormatter.wrap_for_formatter put the event dict in msg.
-            event_dict = record.msg if type(record.msg) is dict and "_logger" in record.__dict__ else None
-            if event_dict is not None:
-                self._accepted_by_source["structlog"].increment()
-            if not shipper.accept(record.process):
-                return
             if event_dict is not None:
                 document = structlog_document(event_dict, record.levelname.lower(), record)
             else:
@@ -138,37 +151,41 @@ class RedisHandler(logging.Handler):
                     # send the raw message and report the error.
                     message = f"{safe_str(record.msg)} (message formatting failed; args: {safe_str(record.args)})"
                     self.handleError(record)
-                document = self._encoder.stdlib_document(record, message)
-            shipper.put(self._encoder.encode(document))
+                document = stdlib_document(record, message)
+            shipper.intake.put(frame(self._encoder.encode(document)))
         except Exception:
-            shipper.count_failed()
+            shipper.ledger.failed.increment()
             self.handleError(record)
         finally:
             _reentry.active = False
 
-    def _submit(
-        self, build: Callable[[*_Arguments], dict[str, Any]], arguments: tuple[*_Arguments], source: str, pid: int
+    def submit(
+        self, source: str, pid: int, build: Callable[[*_Arguments], dict[str, Any]], *arguments: *_Arguments
     ) -> None:
-        """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis."""
-        self._accepted_by_source[source].increment()
+        """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis.
+
+        For :class:`LoguruSink` and :class:`StructlogProcessor` (*source* is
+        ``"loguru"`` or ``"structlog"``; *pid* is the process the record was
+        made in): they share the handler's buffer, counters and writer.
+        """
+        if pid != current_pid():
+            catch_up()
         shipper = self._shipper
-        if _reentry.active:
-            shipper.count_internal()
+        if not self._admitted(shipper, source):
             return
         _reentry.active = True
         try:
-            if shipper.accept(pid):
-                shipper.put(self._encoder.encode(build(*arguments)))
+            shipper.intake.put(frame(self._encoder.encode(build(*arguments))))
         except Exception as exc:
-            shipper.count_failed()
-            shipper.count_handler_error()
+            shipper.ledger.failed.increment()
+            shipper.ledger.handler_errors.increment()
             report(f"{source}-error", f"a {source} record could not be buffered and was dropped: {describe(exc)}")
         finally:
             _reentry.active = False
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the error and report it on stderr at most once per interval (with a traceback)."""
-        self._shipper.count_handler_error()
+        self._shipper.ledger.handler_errors.increment()
         if report("emit", f"error while handling a record from logger {record.name!r} (details below)"):
             super().handleError(record)
 
@@ -188,22 +205,19 @@ class RedisHandler(logging.Handler):
     def close(self) -> None:
         """Write what is buffered (within ``close_timeout``) and stop this handler's consumer; idempotent."""
         try:
-            self._shipper.close()
+            self._shipper.begin_close(time.monotonic())()
         finally:
             super().close()
 
     def _begin_close(self, now: float) -> Callable[[], None]:
+        """Start closing (the exit hook closes every handler at once); returns a function that waits for it."""
         return self._shipper.begin_close(now)
 
     def stats(self) -> dict[str, Any]:
         """Return the handler's counters (see the configuration reference for each one)."""
-        stats = self._shipper.stats()
-        by_source = {f"accepted_{source}": counter.value() for source, counter in self._accepted_by_source.items()}
-        stats["accepted_stdlib"] = stats["accepted"] - sum(by_source.values())
-        stats.update(by_source)
-        return stats
+        return self._shipper.stats()
 
     def __repr__(self) -> str:
         settings = self.settings
         level = logging.getLevelName(self.level)
-        return f"<{type(self).__name__} {settings.mode} {settings.key!r} at {redact_url(settings.url)} ({level})>"
+        return f"<{type(self).__name__} {settings.mode} {settings.key!r} at {redact_url(settings.url or '')} ({level})>"

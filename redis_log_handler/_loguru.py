@@ -46,7 +46,7 @@ class LoguruSink:
     def __call__(self, message: Any) -> None:
         """Buffer the record Loguru passes as ``message.record``; never raises, never waits on Redis."""
         record = message.record
-        self._handler._submit(loguru_document, (record,), "loguru", record["process"].id)
+        self._handler.submit("loguru", record["process"].id, loguru_document, record)
 
     write = __call__
 

@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._config import Settings
+from ._wire import command_prefix, join_calls
 
 __all__ = [
     "BatchWriter",
@@ -19,9 +20,7 @@ __all__ = [
     "OutcomeUnknown",
     "classify",
     "create_client",
-    "frame",
     "supports_idempotent_xadd",
-    "unframe",
 ]
 
 CONNECT_TIMEOUT = 2.0
@@ -86,6 +85,7 @@ def create_client(settings: Settings) -> Any:
     """Create the handler's asyncio client; call it on the runtime loop only."""
     if settings.client is not None:
         return settings.client()
+    assert settings.url is not None  # Settings.build resolved it
     return redis.asyncio.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout,
@@ -116,25 +116,11 @@ class OutcomeUnknown(Exception):
     """A write failed after its command went out: the server may or may not have applied it."""
 
 
-def frame(document: bytes) -> bytes:
-    """Frame *document* as a RESP bulk string, ready to be joined into a command.
-
-    Done on the application's thread when the record is buffered: the consumer
-    then only joins bytes, which keeps its share of the GIL small.
-    """
-    return b"$%d\r\n%s\r\n" % (len(document), document)
-
-
-def unframe(framed: bytes) -> bytes:
-    """The document inside a frame made by :func:`frame`."""
-    return framed[framed.index(b"\r\n") + 2 : -2]
-
-
 class BatchWriter:
     """Writes batches of framed documents over one dedicated connection, one script call per batch.
 
     Commands are assembled from pre-framed documents with a single
-    ``bytes.join`` and sent with ``send_packed_command``: redis-py's per-argument
+    ``bytes.join`` (see ``_wire``) and sent with ``send_packed_command``: redis-py's per-argument
     packing would cost the consumer thread microseconds per record while the
     application's threads compete with it for the GIL. The script travels with
     every call (EVAL, not EVALSHA): it is tiny next to a batch, and a restarted
@@ -154,10 +140,8 @@ class BatchWriter:
             b"" if settings.maxlen is None else str(settings.maxlen).encode(),
             b"" if settings.ttl is None else str(settings.ttl).encode(),
         ]
-        self._fixed_count = len(fixed) + 1
-        self._fixed = {
-            idempotent: b"".join(frame(argument) for argument in [*fixed, b"1" if idempotent else b""])
-            for idempotent in (False, True)
+        self._prefix = {
+            idempotent: command_prefix([*fixed, b"1" if idempotent else b""]) for idempotent in (False, True)
         }
 
     @property
@@ -197,15 +181,10 @@ class BatchWriter:
         failure once the command is on its way raises :class:`OutcomeUnknown`.
         """
         connection = await self._connected()
-        fixed = self._fixed[self.idempotent]
-        parts: list[bytes] = []
-        for batch in batches:
-            parts.append(b"*%d\r\n" % (self._fixed_count + len(batch)))
-            parts.append(fixed)
-            parts.extend(batch)
+        command = join_calls(self._prefix[self.idempotent], batches)
         errors: list[Exception | None] = []
         try:
-            await connection.send_packed_command(b"".join(parts), check_health=False)
+            await connection.send_packed_command(command, check_health=False)
             for _ in batches:
                 try:
                     await connection.read_response()

@@ -2,31 +2,26 @@
 
 Created on first use, shared by every handler in the process, forgotten in a
 forked child (which creates its own on first use) and stopped at interpreter
-exit after the handlers are closed.
+exit after the handlers are closed (see ``_exit``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
-import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
 import queue
 import socket
 import threading
-import time
-import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from ._diagnostics import report
 from ._fork import after_fork_in_child
 
-__all__ = ["Runtime", "close_all", "get_runtime", "keep_inherited", "loop_thread_id", "register_closeable"]
+__all__ = ["Runtime", "get_runtime", "keep_inherited", "loop_thread_id", "stop_runtime"]
 
 _T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
-_STOP_TIMEOUT = 1.0  # seconds to let the loop finish its own teardown at exit
 
 
 class _Resolver:
@@ -223,41 +218,8 @@ def _forget_in_child() -> None:
 after_fork_in_child(_forget_in_child)
 
 
-class _Closeable(Protocol):
-    def _begin_close(self, now: float) -> Callable[[], None]: ...
-
-
-_closeables: weakref.WeakSet[_Closeable] = weakref.WeakSet()
-
-
-def register_closeable(closeable: _Closeable) -> None:
-    """Close *closeable* at interpreter exit (held weakly)."""
-    _closeables.add(closeable)
-
-
-def close_all() -> None:
-    """Close every live handler at once under one deadline, then stop the runtime.
-
-    Registered after ``logging`` is imported, so it runs before
-    ``logging.shutdown``: handlers close in parallel (the exit takes the
-    longest ``close_timeout``, not their sum) and ``logging.shutdown`` then
-    finds them closed.
-    """
-    now = time.monotonic()
-    finishers = []
-    for closeable in list(_closeables):
-        try:
-            finishers.append(closeable._begin_close(now))
-        except Exception as exc:  # never let one handler stop the others from closing
-            report("exit", f"closing a handler at exit failed: {exc!r}")
-    for finish in finishers:
-        try:
-            finish()
-        except Exception as exc:
-            report("exit", f"closing a handler at exit failed: {exc!r}")
+def stop_runtime(timeout: float) -> None:
+    """Stop this process's runtime, if it runs, waiting up to *timeout* seconds for its thread."""
     runtime = _runtime
     if runtime is not None:
-        runtime.stop(_STOP_TIMEOUT)
-
-
-atexit.register(close_all)
+        runtime.stop(timeout)

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ._document import HOST, SCHEMA_VERSION, exception_info, iso_timestamp, next_record_id, normalize_level
+from ._document import exception_info, iso_timestamp, new_document, normalize_level
 from ._json import json_safe, safe_str
 
-__all__ = ["event_level", "loguru_document", "structlog_document"]
+__all__ = ["event_level", "loguru_document", "structlog_document", "wrapped_structlog_event"]
 
 
 def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,29 +35,26 @@ def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
     # A stdlib record intercepted into Loguru (the InterceptHandler recipe in docs/loguru.md) carries its
     # logger's name as extra["logger_name"]; Loguru's own "name" is only the calling module.
     logger_name = extra.get("logger_name") or record["name"]
-    return {
-        "@timestamp": iso_timestamp(record["time"].timestamp()),  # aware datetime: timestamp() is UTC-based
-        "@version": SCHEMA_VERSION,
-        "level": level.name,  # custom levels (logger.level("AUDIT", no=25)) keep their name and number
-        "levelno": level.no,
-        "logger": logger_name,
-        "message": record["message"],
-        "source": "loguru",
-        "module": record["module"],
-        "function": record["function"],
-        "line": record["line"],
-        "file": file.path,
-        "process": process.id,
-        "process_name": process.name,
-        "thread": thread.id,
-        "thread_name": thread.name,
-        "host": HOST,
-        "id": next_record_id(),
-        "exception": exception_object,
-        "stack": None,
+    return new_document(
+        iso_timestamp(record["time"].timestamp()),  # aware datetime: timestamp() is UTC-based
+        level.name,  # custom levels (logger.level("AUDIT", no=25)) keep their name and number
+        level.no,
+        logger_name,
+        record["message"],
+        "loguru",
+        record["module"],
+        record["function"],
+        record["line"],
+        file.path,
+        process.id,
+        process.name,
+        thread.id,
+        thread.name,
+        exception_object,
+        None,
         # bind()/contextualize() values sit at the top of "extra", not nested a level deeper.
-        "extra": {safe_str(key): json_safe(value) for key, value in extra.items() if key != "logger_name"},
-    }
+        {safe_str(key): json_safe(value) for key, value in extra.items() if key != "logger_name"},
+    )
 
 
 # Keys the mapping consumes; everything else in the event dict goes to "extra".
@@ -124,6 +121,16 @@ def _exception(event_dict: Mapping[str, Any]) -> dict[str, str] | None:
     return None
 
 
+def wrapped_structlog_event(record: logging.LogRecord) -> dict[str, Any] | None:
+    """The structlog event dict a stdlib record carries, or None.
+
+    ``structlog.stdlib.ProcessorFormatter.wrap_for_formatter`` puts the event
+    dict in ``record.msg`` and the bound logger in ``record._logger``.
+    """
+    msg = record.msg
+    return msg if type(msg) is dict and "_logger" in record.__dict__ else None
+
+
 def event_level(event_dict: Mapping[str, Any], fallback: str) -> tuple[str, int]:
     """The level of a structlog event: ``level`` or ``log_level``, else *fallback* (the method name)."""
     return normalize_level(event_dict.get("level") or event_dict.get("log_level") or fallback)
@@ -177,25 +184,22 @@ def structlog_document(
         thread, thread_name = get("thread", current.ident), get("thread_name", current.name)
         created = get("timestamp")
     extra = {safe_str(key): json_safe(value) for key, value in event_dict.items() if key not in _CONSUMED}
-    return {
-        "@timestamp": _timestamp(created),
-        "@version": SCHEMA_VERSION,
-        "level": level,
-        "levelno": levelno,
-        "logger": None if name is None else safe_str(name),
-        "message": safe_str(get("event", "")),
-        "source": "structlog",
-        "module": module,
-        "function": function,
-        "line": line,
-        "file": file,
-        "process": process,
-        "process_name": process_name,
-        "thread": thread,
-        "thread_name": thread_name,
-        "host": HOST,
-        "id": next_record_id(),
-        "exception": _exception(event_dict),
-        "stack": get("stack") or get("stack_info") or None,
-        "extra": extra,
-    }
+    return new_document(
+        _timestamp(created),
+        level,
+        levelno,
+        None if name is None else safe_str(name),
+        safe_str(get("event", "")),
+        "structlog",
+        module,
+        function,
+        line,
+        file,
+        process,
+        process_name,
+        thread,
+        thread_name,
+        _exception(event_dict),
+        get("stack") or get("stack_info") or None,
+        extra,
+    )

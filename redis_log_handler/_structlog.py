@@ -42,8 +42,15 @@ class StructlogProcessor:
         """Buffer the event (never raises, never waits on Redis) and hand it on untouched."""
         if not self._levelno or event_level(event_dict, method_name)[1] >= self._levelno:
             logger_name = getattr(logger, "name", None)  # a stdlib logger's name; other loggers have none
-            arguments = (event_dict, method_name, None, logger_name if isinstance(logger_name, str) else None)
-            self._handler._submit(structlog_document, arguments, "structlog", os.getpid())
+            self._handler.submit(
+                "structlog",
+                os.getpid(),
+                structlog_document,
+                event_dict,
+                method_name,
+                None,
+                logger_name if isinstance(logger_name, str) else None,
+            )
         if self._drop_event is not None:
             raise self._drop_event
         return event_dict

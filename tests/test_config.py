@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+import inspect
 import logging
 import logging.config
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._config import DEFAULT_URL
+from redis_log_handler._config import _CHECKS, DEFAULT_URL, Settings
+from redis_log_handler._fork import callbacks_registered
 from redis_log_handler._server import _free_port
 
 
@@ -84,6 +89,37 @@ class TestValidation:
         text = repr(RedisHandler(url="redis://user:pw@localhost:6379/0", key="app"))
         assert "pw@" not in text
         assert "stream 'app'" in text
+
+
+class TestOneListOfParameters:
+    def test_signature_matches_the_settings(self) -> None:
+        """RedisHandler's keyword arguments are Settings' fields with the same defaults and order, plus level."""
+        parameters = inspect.signature(RedisHandler.__init__).parameters
+        handler_own = [(name, p.default) for name, p in parameters.items() if name not in ("self", "level")]
+        settings = [(field.name, field.default) for field in dataclasses.fields(Settings)]
+        assert handler_own == settings
+        assert parameters["level"].default == logging.NOTSET
+
+    def test_every_parameter_is_checked_and_documented(self) -> None:
+        """Each parameter has a check, and a row in the configuration reference."""
+        reference = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+        assert set(_CHECKS) == set(Settings.names())
+        for name in [*Settings.names(), "level"]:
+            assert f"| `{name}` |" in reference, name
+
+
+class TestForkRegistry:
+    def test_handlers_leave_no_fork_callbacks_behind(self) -> None:
+        """1,000 handlers created and dropped leave the fork registry as it was (one os.register_at_fork hook)."""
+        gc.collect()
+        before = callbacks_registered()
+        handlers = [RedisHandler() for _ in range(1000)]
+        assert callbacks_registered() == before + 1000
+        for handler in handlers:
+            handler.close()
+        del handlers, handler
+        gc.collect()
+        assert callbacks_registered() == before
 
 
 class TestNoNetworkAtConfiguration:

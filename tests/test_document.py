@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from redis_log_handler._document import DocumentEncoder, iso_timestamp, next_record_id
+from redis_log_handler._document import iso_timestamp, new_document, stdlib_document
+from redis_log_handler._encoding import DocumentEncoder
 
 SCHEMA_KEYS = {
     "@timestamp",
@@ -48,7 +49,7 @@ def make_record(msg: object = "hello %s", args: Any = ("world",), **extra: Any) 
 def encode(record: logging.LogRecord, max_bytes: int = 262_144, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """Encode *record* and parse the bytes back, as a consumer would."""
     encoder = DocumentEncoder(fields or {}, max_bytes)
-    data = encoder.encode(encoder.stdlib_document(record, record.getMessage()))
+    data = encoder.encode(stdlib_document(record, record.getMessage()))
     assert isinstance(data, bytes)
     assert len(data) <= max_bytes
     parsed: dict[str, Any] = json.loads(data.decode("utf-8"))
@@ -100,7 +101,8 @@ class TestSchema:
 
     def test_ids_are_unique_and_ordered(self) -> None:
         """Record ids share this process's producer id and carry an increasing sequence number."""
-        first, second = next_record_id(), next_record_id()
+        make = lambda: new_document("", "INFO", 20, None, "", "stdlib", *[None] * 10, {})["id"]  # noqa: E731
+        first, second = make(), make()
         producer, number = first.rsplit("-", 1)
         assert second == f"{producer}-{int(number) + 1}"
 

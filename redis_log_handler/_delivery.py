@@ -1,0 +1,208 @@
+"""Delivery: one round trip to Redis (write, classify each batch's reply, count), the retry delay, and health.
+
+A :class:`Trip` is what one round trip carries: batches of framed documents,
+from memory or from the disk spill. :meth:`Delivery.attempt` sends the batches
+still open, settles those Redis answered (written, or refused for good) and
+leaves the rest open for a retry. The consumer loop (``_shipper``) decides when
+to retry, when to spill and when to give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._config import Settings
+from ._diagnostics import describe, report
+from ._ledger import Ledger
+from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client
+
+__all__ = ["Delivery", "Trip", "backoff_delay", "spill_due"]
+
+BACKOFF_BASE = 0.05  # seconds; the first retry waits up to twice this
+BACKOFF_CAP = 5.0
+
+
+def backoff_delay(attempt: int, draw: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry *attempt* (1, 2, ...): capped exponential backoff with full jitter."""
+    return draw() * min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
+
+
+def spill_due(failing_since: float | None, now: float, spill_after: float) -> bool:
+    """Whether writes have failed long enough (``spill_after`` seconds) that records should go to disk."""
+    return failing_since is not None and now - failing_since >= spill_after
+
+
+@dataclass(eq=False)
+class Trip:
+    """The records one round trip carries, as batches, oldest first, and which of them are settled."""
+
+    batches: list[list[bytes]]
+    from_disk: bool  # still on disk until the whole trip is settled (then committed)
+    own: bool  # logged in this process (False: left on disk by an earlier one)
+    open: list[bool] = field(init=False)
+    # A trip from disk is counted only once committed: until then its records count as on disk.
+    written: int = 0
+    refused: int = 0
+
+    def __post_init__(self) -> None:
+        self.open = [True] * len(self.batches)
+
+    @classmethod
+    def of(cls, records: list[bytes], batch_size: int, *, from_disk: bool = False, own: bool = True) -> Trip:
+        """*records* cut into batches of *batch_size*."""
+        batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
+        return cls(batches, from_disk=from_disk, own=own)
+
+    @property
+    def records(self) -> int:
+        """Records in the trip."""
+        return sum(len(batch) for batch in self.batches)
+
+    @property
+    def settled(self) -> bool:
+        """Whether every batch was written or refused for good."""
+        return not any(self.open)
+
+    def to_send(self) -> list[list[bytes]]:
+        """The batches still open, in order."""
+        return [batch for batch, is_open in zip(self.batches, self.open, strict=True) if is_open]
+
+    def unsettled(self) -> int:
+        """Records in open batches (what ``buffered`` counts)."""
+        return sum(len(batch) for batch, is_open in zip(self.batches, self.open, strict=True) if is_open)
+
+    def from_oldest_unsettled(self) -> int:
+        """Records from the first open batch to the end: a later batch may be written before an earlier one."""
+        for index, is_open in enumerate(self.open):
+            if is_open:
+                return sum(len(batch) for batch in self.batches[index:])
+        return 0
+
+    def oldest(self) -> bytes | None:
+        """The oldest record of the open batches, or None."""
+        for batch, is_open in zip(self.batches, self.open, strict=True):
+            if is_open and batch:
+                return batch[0]
+        return None
+
+
+class Delivery:
+    """Writes round trips over one dedicated connection (made on the runtime loop) and tracks its health."""
+
+    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+        self._settings = settings
+        self._ledger = ledger
+        self._writer: BatchWriter | None = None
+        self.failing_since: float | None = None  # monotonic time of the first failure since the last success
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+
+    def _ensure_writer(self) -> BatchWriter:
+        if self._writer is None:
+            self._writer = BatchWriter(create_client(self._settings), self._settings)
+        return self._writer
+
+    async def connect(self) -> None:
+        """Connect before the first batch, so host names resolve now rather than during interpreter exit."""
+        try:
+            await self._ensure_writer().prepare()
+        except Exception as exc:
+            self._note_error(exc)
+            report(
+                "connect",
+                f"cannot reach Redis for {self._settings.key!r} yet ({describe(exc)}); records are buffered",
+            )
+
+    async def attempt(self, trip: Trip, timeout: float | None) -> bool:
+        """Send the trip's open batches once (bounded by *timeout* if given); returns whether all are settled.
+
+        Without a reply every open batch stays open. Once the command went out
+        its outcome is unknown, and the retry may write it twice: those records
+        are counted in ``retries_unknown_outcome``.
+        """
+        batches = trip.to_send()
+        try:
+            writer = self._ensure_writer()
+            async with asyncio.timeout(timeout):
+                errors = await writer.write(batches)
+        except Exception as exc:
+            unknown = isinstance(exc, OutcomeUnknown)
+            cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
+            self._note_error(cause)
+            if unknown:
+                self._ledger.retries_unknown_outcome += sum(len(batch) for batch in batches)
+            report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
+            return False
+        self._settle(trip, errors)
+        if trip.settled:
+            self.failing_since = None
+        return trip.settled
+
+    def _settle(self, trip: Trip, errors: list[Exception | None]) -> None:
+        """Mark the batches Redis answered: written, or refused for good; transient refusals stay open."""
+        open_indexes = [index for index, is_open in enumerate(trip.open) if is_open]
+        for index, error in zip(open_indexes, errors, strict=True):
+            count = len(trip.batches[index])
+            if error is None:
+                self._ledger.batches += 1
+                trip.open[index] = False
+                self._count(trip, count, written=True)
+                continue
+            self._note_error(error)
+            if classify(error) is Outcome.DROP:
+                trip.open[index] = False
+                self._count(trip, count, written=False)
+                report(
+                    f"drop:{type(error).__name__}",
+                    f"Redis refused {count} records for {self._settings.key!r} ({describe(error)}); "
+                    "they are dropped (dropped_error) and the handler keeps running",
+                )
+            else:
+                report("retry", f"Redis answered {describe(error)} for {self._settings.key!r}; retrying with backoff")
+
+    def _count(self, trip: Trip, count: int, *, written: bool) -> None:
+        if trip.from_disk:
+            if written:
+                trip.written += count
+            else:
+                trip.refused += count
+        elif written:
+            self._ledger.written += count
+        else:
+            self._ledger.refused += count
+
+    def _note_error(self, error: BaseException) -> None:
+        self._ledger.write_errors += 1
+        self._last_error = describe(error)
+        self._last_error_at = time.time()
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
+    def health(self) -> dict[str, Any]:
+        """The health fields of ``stats()``."""
+        writer = self._writer
+        return {
+            "last_error": self._last_error,
+            "last_error_at": self._last_error_at,
+            "connected": self.failing_since is None and writer is not None and writer.connected,
+            "idempotent_writes": writer is not None and writer.idempotent,
+        }
+
+    def inherited(self) -> object:
+        """What a forked child must keep alive and never touch (the connection it shares with the parent)."""
+        return self._writer
+
+    async def close(self, timeout: float) -> None:
+        """Close the connection and the client, giving up after *timeout* seconds."""
+        if self._writer is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.close()
+        except (Exception, TimeoutError):  # noqa: S110 - the handler is closed either way
+            pass
