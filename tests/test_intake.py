@@ -1,0 +1,233 @@
+"""The writer's policies on their own, without a runtime or a server: overflow, moving to disk, retry delay, trips."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from redis_log_handler._delivery import BACKOFF_BASE, BACKOFF_CAP, Trip, backoff_delay, spill_due
+from redis_log_handler._intake import Intake
+from redis_log_handler._ledger import Ledger, Places, SpillCounts
+
+
+class FakeDisk:
+    """A disk tail in a list, with room for *room* records."""
+
+    def __init__(self, room: int = 1_000_000) -> None:
+        self.records: list[bytes] = []
+        self.room = room
+
+    def store(self, frames: list[bytes]) -> int:
+        """Take what fits, in order."""
+        taken = frames[: max(0, self.room - len(self.records))]
+        self.records.extend(taken)
+        return len(taken)
+
+    def has_records(self) -> bool:
+        """Whether anything is on the fake disk."""
+        return bool(self.records)
+
+    def pending(self) -> int:
+        """Records on the fake disk."""
+        return len(self.records)
+
+
+def make_intake(
+    overflow: str = "drop_oldest", disk: FakeDisk | None = None, capacity: int = 4, block_timeout: float = 0.0
+) -> tuple[Intake, Ledger, list[int]]:
+    """An intake with a fresh ledger; the list counts the wake calls."""
+    ledger = Ledger()
+    wakes: list[int] = []
+    intake = Intake(
+        capacity=capacity,
+        batch_size=2,
+        overflow=overflow,
+        block_timeout=block_timeout,
+        ledger=ledger,
+        disk=disk,
+        wake=lambda: wakes.append(1),
+    )
+    return intake, ledger, wakes
+
+
+def put_numbers(intake: Intake, count: int, start: int = 0) -> None:
+    """Put the records b"0", b"1", ... into *intake*."""
+    for number in range(start, start + count):
+        intake.put(b"%d" % number)
+
+
+def drain(intake: Intake, disk: FakeDisk | None = None) -> list[bytes]:
+    """Everything in the order the consumer sends it: the disk first, then memory."""
+    replayed = list(disk.records) if disk is not None else []
+    if disk is not None:
+        disk.records.clear()
+    return replayed + intake.take(1_000_000)
+
+
+class TestOverflowWithoutDisk:
+    def test_drop_oldest_keeps_the_newest_and_counts_evictions(self) -> None:
+        """drop_oldest holds exactly capacity records, the newest; evictions are derived exactly."""
+        intake, ledger, _ = make_intake("drop_oldest")
+        put_numbers(intake, 10)
+        assert ledger.evicted(ledger.appended.value(), len(intake)) == 6
+        assert drain(intake) == [b"6", b"7", b"8", b"9"]
+        assert ledger.evicted(ledger.appended.value(), len(intake)) == 6
+
+    def test_drop_newest_keeps_the_oldest_and_counts_refusals(self) -> None:
+        """drop_newest refuses what comes once full."""
+        intake, ledger, _ = make_intake("drop_newest")
+        put_numbers(intake, 10)
+        assert ledger.rejected.value() == 6
+        assert drain(intake) == [b"0", b"1", b"2", b"3"]
+
+    def test_block_gives_up_after_block_timeout(self) -> None:
+        """block with no room and a zero timeout refuses at once."""
+        intake, ledger, _ = make_intake("block")
+        put_numbers(intake, 5)
+        assert ledger.rejected.value() == 1
+
+    def test_block_resumes_when_the_consumer_takes(self) -> None:
+        """A caller blocked on a full buffer goes on as soon as the consumer takes records."""
+        intake, ledger, _ = make_intake("block", block_timeout=30.0)
+        put_numbers(intake, 4)
+        caller = threading.Thread(target=put_numbers, args=(intake, 1, 4))
+        caller.start()
+        taken = drain(intake)
+        caller.join(30)
+        assert not caller.is_alive()
+        assert taken + drain(intake) == [b"0", b"1", b"2", b"3", b"4"]
+        assert ledger.rejected.value() == 0
+
+    def test_close_releases_blocked_callers(self) -> None:
+        """close() makes a blocked caller give up (its record is refused) instead of waiting out block_timeout."""
+        intake, ledger, _ = make_intake("block", block_timeout=30.0)
+        put_numbers(intake, 4)
+        caller = threading.Thread(target=put_numbers, args=(intake, 1, 4))
+        caller.start()
+        intake.close()
+        caller.join(30)
+        assert not caller.is_alive()
+        assert ledger.rejected.value() == 1
+
+
+class TestMovingToDisk:
+    @pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest", "block"])
+    def test_full_memory_moves_the_oldest_to_disk(self, overflow: str) -> None:
+        """With a disk nothing is dropped whatever the policy: the oldest go to disk, in order."""
+        disk = FakeDisk()
+        intake, ledger, _ = make_intake(overflow, disk)
+        put_numbers(intake, 100)
+        assert ledger.rejected.value() == ledger.evicted(ledger.appended.value(), len(intake)) == 0
+        assert len(intake) <= 4
+        moved = len(disk.records)
+        assert drain(intake, disk) == [b"%d" % number for number in range(100)]
+        assert ledger.moved == moved
+
+    def test_memory_waits_while_the_disk_holds_older_records(self) -> None:
+        """take() gives nothing while the disk is not empty: disk first, then memory."""
+        disk = FakeDisk()
+        intake, _, _ = make_intake("drop_oldest", disk)
+        put_numbers(intake, 10)
+        assert disk.records
+        assert intake.take(100) == []
+        disk.records.clear()
+        assert intake.take(100) != []
+
+    @pytest.mark.parametrize(("overflow", "kept"), [("drop_oldest", [8, 9, 10, 11]), ("drop_newest", [2, 3, 4, 5])])
+    def test_full_disk_falls_back_to_the_policy(self, overflow: str, kept: list[int]) -> None:
+        """Once the disk is full the policy applies, counted exactly; the disk keeps the oldest."""
+        disk = FakeDisk(room=2)
+        intake, ledger, _ = make_intake(overflow, disk)
+        put_numbers(intake, 12)
+        assert drain(intake, disk) == [b"0", b"1"] + [b"%d" % number for number in kept]
+        dropped = ledger.rejected.value() + ledger.evicted(ledger.appended.value(), len(intake))
+        assert dropped == 12 - 2 - 4
+
+    def test_what_the_disk_refuses_goes_back_in_order(self) -> None:
+        """move_all_to_disk keeps in memory, at the head and in order, what the disk did not take."""
+        disk = FakeDisk(room=3)
+        intake, ledger, _ = make_intake("drop_oldest", disk, capacity=100)
+        put_numbers(intake, 10)
+        assert intake.move_all_to_disk() == 3
+        assert drain(intake, disk) == [b"%d" % number for number in range(10)]
+        assert ledger.moved == 3
+
+
+class TestWakeHints:
+    def test_first_record_and_each_full_batch_wake_the_consumer(self) -> None:
+        """An idle consumer is woken by the first record, then only by the record that completes a batch."""
+        intake, _, wakes = make_intake(capacity=100)
+        put_numbers(intake, 1)
+        assert len(wakes) == 1
+        put_numbers(intake, 5, start=1)
+        assert len(wakes) == 2  # the second record made a batch of two; no more until the consumer waits again
+        intake.batch_wake_done()
+        put_numbers(intake, 1, start=6)
+        assert len(wakes) == 3
+
+    def test_idle_consumer_does_not_sleep_on_records(self) -> None:
+        """set_idle() says not to sleep when records are waiting, and the next record wakes an idle consumer."""
+        intake, _, wakes = make_intake(capacity=100)
+        put_numbers(intake, 1)
+        assert intake.set_idle() is False
+        drain(intake)
+        assert intake.set_idle() is True
+        put_numbers(intake, 1)
+        assert len(wakes) == 2
+
+
+class TestRetryPolicy:
+    @pytest.mark.parametrize("attempt", [1, 2, 5, 10, 50])
+    def test_backoff_is_capped_exponential_with_full_jitter(self, attempt: int) -> None:
+        """The delay is uniform between 0 and min(cap, base * 2**attempt)."""
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+        assert backoff_delay(attempt, draw=lambda: 1.0) == ceiling
+        assert backoff_delay(attempt, draw=lambda: 0.0) == 0.0
+        assert 0.0 <= backoff_delay(attempt) <= ceiling
+
+    def test_spill_is_due_after_spill_after_seconds_of_failure(self) -> None:
+        """Only a failure that has lasted spill_after seconds sends records to disk."""
+        assert not spill_due(None, 100.0, 5.0)
+        assert not spill_due(96.0, 100.0, 5.0)
+        assert spill_due(95.0, 100.0, 5.0)
+        assert spill_due(100.0, 100.0, 0.0)
+
+
+class TestTrip:
+    def test_out_of_order_settling_keeps_the_flush_position_back(self) -> None:
+        """A later batch written before an earlier one is no longer buffered, but flushes still wait for the earlier."""
+        trip = Trip.of([b"%d" % number for number in range(10)], batch_size=4)
+        assert [len(batch) for batch in trip.batches] == [4, 4, 2]
+        trip.open[1] = False  # the middle batch was written, the first is being retried
+        assert trip.unsettled() == 6
+        assert trip.from_oldest_unsettled() == 10
+        assert trip.to_send() == [trip.batches[0], trip.batches[2]]
+        trip.open[0] = False
+        assert (trip.unsettled(), trip.from_oldest_unsettled(), trip.oldest()) == (2, 2, b"8")
+        trip.open[2] = False
+        assert trip.settled
+
+
+class TestLedger:
+    @pytest.mark.parametrize("scenario", ["quiet", "busy"])
+    def test_stats_balance(self, scenario: str) -> None:
+        """stats() adds up: accepted == written + dropped + buffered, with dropped the sum of its reasons."""
+        ledger = Ledger()
+        increments: dict[str, Callable[[], int]] = {"stdlib": ledger.accepted["stdlib"].increment}
+        for _ in range(20):
+            increments["stdlib"]()
+        for _ in range(15):
+            ledger.appended.increment()
+        for _ in range(2):
+            ledger.rejected.increment()
+        for _ in range(3):
+            ledger.internal.increment()
+        ledger.taken, ledger.written = 10, 7 if scenario == "busy" else 10
+        in_flight = 3 if scenario == "busy" else 0
+        stats = ledger.stats(15, Places(memory=5, in_flight=in_flight, on_disk=0), SpillCounts(), {})
+        assert stats["accepted"] == stats["written"] + stats["dropped"] + stats["buffered"] == 20
+        assert stats["dropped"] == (
+            stats["dropped_overflow"] + stats["dropped_closed"] + stats["dropped_error"] + stats["dropped_internal"]
+        )
