@@ -1,6 +1,6 @@
 """Benchmarks for redis-log-bridge: throughput, caller cost, memory and delivery latency.
 
-    python benchmarks/run.py            # the full suite (about 5 minutes on 2 cores)
+    python benchmarks/run.py            # the full suite (about 10 minutes on 2 cores)
     python benchmarks/run.py --smoke    # a short run with small N (what CI does; no assertions on time)
 
 Every figure is measured against a real redis-server this script starts on a
@@ -33,6 +33,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers
+import spill
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import EmbeddedRedis, _free_port
@@ -203,7 +204,7 @@ def adapters(url: str, records: int, thread_counts: list[int], reps: int) -> lis
     except ImportError:
         return []
     from redis_log_handler import LoguruSink, StructlogProcessor  # noqa: PLC0415
-    from redis_log_handler._document import DocumentEncoder  # noqa: PLC0415
+    from redis_log_handler._encoding import DocumentEncoder  # noqa: PLC0415
     from redis_log_handler._sources import loguru_document, structlog_document  # noqa: PLC0415
 
     encoder = DocumentEncoder({}, 262_144)
@@ -487,6 +488,7 @@ def print_report(results: dict[str, Any]) -> None:
             f"{data['max_us']:.0f} |"
         )
     print(f"\nfrozen p99.9 / healthy p99.9 = {cost['frozen_p99_9_over_healthy']:.2f}")
+    spill.print_spill(results["spill"])
     mem = results["memory"]
     print("\n## Memory while Redis is down (buffer_size=100,000)\n")
     print("| records logged | peak RSS (MiB) | buffered | dropped_overflow |")
@@ -547,6 +549,8 @@ def main() -> int:
         results["adapters"] = adapters(server.url, records, thread_counts, peer_reps)
         _progress("caller cost")
         results["caller_cost"] = caller_cost(5_000 if smoke else 100_000)
+        _progress("spill")
+        results["spill"] = spill.spill_burst(20_000 if smoke else 200_000, 1 if smoke else 3)
         _progress("memory")
         results["memory"] = memory(10_000 if smoke else 100_000, 100_000 if smoke else 1_000_000)
         _progress("delivery latency")
