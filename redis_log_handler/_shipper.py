@@ -78,10 +78,14 @@ class Shipper:
     # ------------------------------------------------------------ startup
 
     def _wake(self) -> None:
-        """Called by the intake: a record arrived for an idle consumer, or a batch is ready."""
+        """Called by the intake: a record arrived for an idle consumer, or a batch is ready. Never raises."""
         runtime = self._runtime
         if runtime is None:
-            self._start()
+            try:
+                self._start()
+            except Exception as exc:  # too late in interpreter shutdown to start a thread, say
+                report("runtime", f"cannot start the background thread: {describe(exc)}; records stay buffered")
+                return
             runtime = self._runtime
         if runtime is not None:
             try:
@@ -162,7 +166,9 @@ class Shipper:
             self.closed = True
         self.intake.close()  # callers blocked by overflow="block" give up now
         runtime = self._runtime
-        if runtime is None:
+        if runtime is None:  # never started (or could not start): nothing can be sent
+            self.intake.move_all_to_disk()
+            self.ledger.unsent += len(self.intake.take_all())
             return _noop
         deadline = self._flushes.budget(now)
         try:
