@@ -125,7 +125,9 @@ class TestDemo:
         """The demo logs exactly --records records (not a multiple of --threads) into a new key that expires."""
         result = run_command("demo", "--url", redis_server.url, "--records", "1003", "--threads", "4")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith(f"Using Redis {client.info('server')['redis_version']} at ")
+        info = client.info("server")
+        name = f"Valkey {info['valkey_version']}" if "valkey_version" in info else f"Redis {info['redis_version']}"
+        assert result.stdout.startswith(f"Using {name} at redis://127.0.0.1:{redis_server.port}/0\n")
         key = re.search(r"into stream '([^']+)'", result.stdout)
         assert key is not None
         documents = read_stream(client, key[1])
