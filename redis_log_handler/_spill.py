@@ -31,6 +31,10 @@ __all__ = ["Spill"]
 _MIN_SEGMENT_BYTES = 64 * 1024
 _MAX_SEGMENT_BYTES = 8 * 1024 * 1024
 PAUSE_AFTER_ERROR = 30.0  # seconds without spilling after the disk refused a write
+# A segment is created under a temporary name, locked, then renamed, within microseconds: another
+# process that finds one must not lock it meanwhile (the creator's lock would fail). Only one this old
+# is known to be left by a creator that died.
+_TMP_ABANDONED_AFTER = 60.0
 
 
 class Spill:
@@ -228,6 +232,8 @@ class Spill:
         adopted = []
         for name in self._names_on_disk():
             path = os.path.join(self.directory, name)
+            if name.endswith(".tmp") and not _abandoned(path):
+                continue  # being created: its creator locks and renames it in a moment (do not even lock it)
             fd = lock_unheld(path)
             if fd is None:
                 continue
@@ -268,6 +274,14 @@ class Spill:
             except OSError:  # closed already
                 pass
         self._sealed.clear()
+
+
+def _abandoned(path: str) -> bool:
+    """Whether a temporary segment is old enough that its creator cannot still be renaming it."""
+    try:
+        return time.time() - os.stat(path).st_mtime > _TMP_ABANDONED_AFTER
+    except OSError:  # renamed or removed meanwhile
+        return False
 
 
 def _size(documents: list[bytes]) -> int:

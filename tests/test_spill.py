@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
@@ -138,6 +139,24 @@ class TestAdoption:
         assert Spill(str(tmp_path), "other", "stream", max_bytes=1 << 20).adopt() == 0
         assert Spill(str(tmp_path), "logs", "list", max_bytes=1 << 20).adopt() == 0
         assert Spill(str(tmp_path), "logs", "stream", max_bytes=1 << 20).adopt() == 1
+
+    def test_segment_being_created_is_left_alone(self, tmp_path: Path) -> None:
+        """A fresh temporary segment (its creator is locking and renaming it) is not touched; an old one is removed."""
+        spill_and_die(tmp_path, 10)
+        prefix = segments(tmp_path)[0].name.split(".")[0]
+        fresh = tmp_path / f"{prefix}.00000000000000000001.1.a.tmp"
+        old = tmp_path / f"{prefix}.00000000000000000002.1.b.tmp"
+        fresh.write_bytes(b"")
+        old.write_bytes(b"")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        fd = os.open(fresh, os.O_RDWR)
+        try:
+            assert Spill(str(tmp_path), "logs", "stream", max_bytes=1 << 20).adopt() == 1
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its creator can still lock it: nobody holds it
+        finally:
+            os.close(fd)
+        assert fresh.exists()
+        assert not old.exists()
 
     def test_truncated_tail_is_skipped_and_counted(self, tmp_path: Path) -> None:
         """A segment cut off mid-record replays its whole records, counts the torn tail, and is deleted."""
