@@ -14,7 +14,8 @@ sends: it is framed again when replayed).
 The process writing a segment holds an exclusive ``flock`` on it until the
 segment is replayed and deleted, or until the process ends. A segment is
 created under a temporary name (``.tmp``) and renamed only once locked, so no
-other process can adopt it before its writer holds it. Segments are not fsynced:
+other process can adopt it before its writer holds it (and another process
+removes a temporary file only once it is old: see ``_spill``). Segments are not fsynced:
 they survive the process, not necessarily a power cut.
 """
 
