@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import select
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,6 +133,10 @@ class BatchWriter:
         self.idempotent = False
         self._stream = settings.mode == "stream"
         self._connection: Any = None
+        self._new_connection = False  # connected, and not yet asked for its version and socket
+        # What write() waits for on its socket right now (read from other threads by can_resume).
+        self._waiting = _NOT_WAITING
+        self._fd = -1
         fixed = [
             b"EVAL",
             _SCRIPTS[settings.mode].encode(),
@@ -151,13 +156,39 @@ class BatchWriter:
 
     async def _connected(self) -> Any:
         if self._connection is None:
+            # The pool hands out a connected connection.
             self._connection = await self.client.connection_pool.get_connection()
+            self._new_connection = True
         connection = self._connection
         if not connection.is_connected:
             await connection.connect()
+            self._new_connection = True
+        if self._new_connection:
+            self._fd = _socket_fd(connection)
             # Checked on every (re)connect: a failover may land on another server version.
             self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
+            self._new_connection = False
         return connection
+
+    def can_resume(self) -> bool:
+        """Whether what :meth:`write` waits for has come (room to send, or a reply); callable from any thread.
+
+        True when it waits for nothing (it is running, or ready to). Without a
+        socket to look at (redis-py internals changed), False: the caller then
+        never mistakes a wait on Redis for a writer that could run.
+        """
+        waiting, fd = self._waiting, self._fd
+        if waiting == _NOT_WAITING:
+            return True
+        if fd < 0:
+            return False
+        try:
+            readable, writable, _ = select.select(
+                (fd,) if waiting == _AWAITING_REPLY else (), (fd,) if waiting == _SENDING else (), (), 0
+            )
+        except (OSError, ValueError):  # closed meanwhile
+            return False
+        return bool(readable or writable)
 
     @staticmethod
     async def _server_has_idempotent_xadd(connection: Any) -> bool:
@@ -184,7 +215,9 @@ class BatchWriter:
         command = join_calls(self._prefix[self.idempotent], batches)
         errors: list[Exception | None] = []
         try:
+            self._waiting = _SENDING
             await connection.send_packed_command(command, check_health=False)
+            self._waiting = _AWAITING_REPLY
             for _ in batches:
                 try:
                     await connection.read_response()
@@ -194,10 +227,13 @@ class BatchWriter:
                     errors.append(None)
         except BaseException as exc:
             # Replies may still be on their way: the connection is out of step.
+            self._fd = -1
             await connection.disconnect(nowait=True)
             if isinstance(exc, Exception):
                 raise OutcomeUnknown(str(exc) or type(exc).__name__) from exc
             raise
+        finally:
+            self._waiting = _NOT_WAITING
         return errors
 
     async def close(self) -> None:
@@ -206,6 +242,17 @@ class BatchWriter:
             await self._connection.disconnect(nowait=True)
             await self.client.connection_pool.release(self._connection)
         await self.client.aclose()
+
+
+_NOT_WAITING, _SENDING, _AWAITING_REPLY = 0, 1, 2
+
+
+def _socket_fd(connection: Any) -> int:
+    """The connection's socket descriptor, or -1 (redis-py keeps its asyncio stream writer private)."""
+    try:
+        return int(connection._writer.transport.get_extra_info("socket").fileno())
+    except (AttributeError, OSError, ValueError):
+        return -1
 
 
 class Outcome(enum.Enum):

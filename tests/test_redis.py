@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -10,8 +11,16 @@ import pytest
 import redis
 import redis.exceptions
 
-from redis_log_handler import RedisHandler
-from redis_log_handler._redis import _STREAM_SCRIPT, Outcome, classify, supports_idempotent_xadd
+from redis_log_handler import RedisHandler, _redis
+from redis_log_handler._config import Settings
+from redis_log_handler._redis import (
+    _STREAM_SCRIPT,
+    BatchWriter,
+    Outcome,
+    classify,
+    create_client,
+    supports_idempotent_xadd,
+)
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import read_stream
@@ -63,6 +72,26 @@ class TestIdempotentWrites:
         assert supports_idempotent_xadd("redis_version:8.4.2\r\n") is False
         assert supports_idempotent_xadd("redis_version:8.6.0\r\nserver_name:valkey\r\nvalkey_version:9.1\r\n") is False
         assert supports_idempotent_xadd("garbage") is False
+
+    def test_every_connection_is_asked_its_version(
+        self, redis_server: EmbeddedRedis, key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The first connection (which the pool hands out connected) is asked, and so is each reconnection."""
+        asked: list[bytes] = []
+        monkeypatch.setattr(_redis, "supports_idempotent_xadd", lambda info: asked.append(info) or True)
+        settings = Settings.build(url=redis_server.url, key=key)
+        writer = BatchWriter(create_client(settings), settings)
+
+        async def connect_twice() -> tuple[bool, bool]:
+            await writer.prepare()
+            first = writer.idempotent and writer.can_resume()
+            await writer._connection.disconnect()
+            await writer.prepare()
+            await writer.close()
+            return first, writer.idempotent
+
+        assert asyncio.run(connect_twice()) == (True, True)
+        assert len(asked) == 2
 
     def test_a_resent_batch_is_written_once(self) -> None:
         """With IDMP the stream script recognises a batch it already wrote and skips it whole (fakeredis 8.6 + Lua)."""
