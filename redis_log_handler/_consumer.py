@@ -27,6 +27,10 @@ _CLIENT_CLOSE_TIMEOUT = 0.5
 _MAX_BATCHES_PER_TRIP = 16
 
 
+def _never() -> bool:
+    return False
+
+
 class Consumer:
     """The runtime-loop side of one handler in one process."""
 
@@ -93,7 +97,11 @@ class Consumer:
                         "spill",
                         f"replaying {adopted} spill segments an earlier process left for {self._settings.key!r}",
                     )
-        await self._delivery.connect()
+        self._intake.writer_waits = self._delivery.can_resume
+        try:
+            await self._delivery.connect()
+        finally:
+            self._intake.writer_waits = None
 
     def _past_close_deadline(self) -> bool:
         return self._closing and time.monotonic() >= self._close_deadline
@@ -155,7 +163,12 @@ class Consumer:
         attempt = 0
         while True:
             timeout = max(0.0, self._close_deadline - time.monotonic()) if self._closing else None
-            if await self._delivery.attempt(trip, timeout):
+            self._intake.writer_waits = self._delivery.can_resume
+            try:
+                delivered = await self._delivery.attempt(trip, timeout)
+            finally:
+                self._intake.writer_waits = None
+            if delivered:
                 break
             if self._past_close_deadline():
                 return  # _shutdown accounts for what is still in flight; a trip from disk stays there
@@ -190,11 +203,14 @@ class Consumer:
         delay = backoff_delay(attempt)
         if self._closing:
             delay = min(delay, max(0.0, self._close_deadline - time.monotonic()))
+        self._intake.writer_waits = _never  # waiting out a failure of Redis: logging threads must not wait
         try:
             async with asyncio.timeout(delay):
                 await self._retry_now.wait()
         except TimeoutError:
             pass
+        finally:
+            self._intake.writer_waits = None
         self._retry_now.clear()
 
     # -------------------------------------------------- positions and flush

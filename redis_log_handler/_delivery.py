@@ -107,6 +107,11 @@ class Delivery:
             self._writer = BatchWriter(create_client(self._settings), self._settings)
         return self._writer
 
+    def can_resume(self) -> bool:
+        """Whether the round trip in progress could go on now (its reply or room to send has come); any thread."""
+        writer = self._writer
+        return writer is None or writer.can_resume()
+
     async def connect(self) -> None:
         """Connect before the first batch, so host names resolve now rather than during interpreter exit."""
         try:

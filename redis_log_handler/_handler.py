@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
@@ -19,9 +18,10 @@ from ._diagnostics import describe, report
 from ._document import stdlib_document
 from ._encoding import DocumentEncoder
 from ._exit import register_closeable
-from ._fork import after_fork_in_child, catch_up, current_pid
+from ._fork import after_fork_in_child, catch_up
+from ._inside import inside
 from ._json import safe_str
-from ._runtime import keep_inherited, loop_thread_id
+from ._runtime import keep_inherited
 from ._shipper import Shipper
 from ._sources import structlog_document, wrapped_structlog_event
 from ._wire import frame
@@ -29,22 +29,6 @@ from ._wire import frame
 __all__ = ["RedisHandler"]
 
 _Arguments = TypeVarTuple("_Arguments")
-
-
-class _Reentry(threading.local):
-    """Whether this thread is inside a RedisHandler right now.
-
-    Starting the runtime creates an event loop, and asyncio logs while it
-    does ("Using selector: ..."); a record logged while the handler is busy
-    on the same thread would come straight back into it and wait forever for
-    the runtime it is itself starting. Such records are dropped and counted
-    as dropped_internal.
-    """
-
-    active = False
-
-
-_reentry = _Reentry()
 
 
 class RedisHandler(logging.Handler):
@@ -100,22 +84,24 @@ class RedisHandler(logging.Handler):
         keep_inherited(self._shipper, *self._shipper.inherited())
         self._shipper = Shipper(self.settings, replay_now=False)
 
-    def _admitted(self, shipper: Shipper, source: str) -> bool:
-        """Count a record as accepted; False (and counted as dropped) if it must not be buffered."""
-        ledger = shipper.ledger
-        ledger.accepted[source].increment()
-        if _reentry.active:
-            ledger.internal.increment()
-            return False
+    def _current_shipper(self, pid: int | None) -> Shipper:
+        """This process's shipper: a fork that ran no at-fork hooks shows as a new pid, and starts over here."""
+        shipper = self._shipper
+        if pid != shipper.pid and pid is not None:
+            catch_up()
+            shipper = self._shipper
+        return shipper
+
+    @staticmethod
+    def _refused(shipper: Shipper) -> bool:
+        """Whether an accepted record must not be buffered (then counted as dropped): see ``_inside``."""
+        if inside.active:
+            shipper.ledger.internal.increment()
+            return True
         if shipper.closed:
-            ledger.after_close.increment()
-            return False
-        if threading.get_ident() == loop_thread_id():
-            # Logged by redis-py, asyncio or this library on the runtime
-            # thread: writing it would feed the handler its own output.
-            ledger.internal.increment()
-            return False
-        return True
+            shipper.ledger.after_close.increment()
+            return True
+        return False
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter and emit *record* without taking ``Handler.lock``.
@@ -133,13 +119,15 @@ class RedisHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Encode *record* and buffer it; never raises, never waits on Redis."""
-        if record.process is not None and record.process != current_pid():
-            catch_up()  # a fork that ran no at-fork hooks: start over before touching anything
         shipper = self._shipper
-        event_dict = wrapped_structlog_event(record)
-        if not self._admitted(shipper, "stdlib" if event_dict is None else "structlog"):
+        if record.process != shipper.pid and record.process is not None:  # inline: this runs for every record
+            shipper = self._current_shipper(record.process)
+        event_dict = wrapped_structlog_event(record) if type(record.msg) is dict else None
+        shipper.ledger.accepted["stdlib" if event_dict is None else "structlog"].increment()
+        if inside.active or shipper.closed:
+            self._refused(shipper)
             return
-        _reentry.active = True
+        inside.active = True
         try:
             if event_dict is not None:
                 document = structlog_document(event_dict, record.levelname.lower(), record)
@@ -157,7 +145,7 @@ class RedisHandler(logging.Handler):
             shipper.ledger.failed.increment()
             self.handleError(record)
         finally:
-            _reentry.active = False
+            inside.active = False
 
     def submit(
         self, source: str, pid: int, build: Callable[[*_Arguments], dict[str, Any]], *arguments: *_Arguments
@@ -168,12 +156,11 @@ class RedisHandler(logging.Handler):
         ``"loguru"`` or ``"structlog"``; *pid* is the process the record was
         made in): they share the handler's buffer, counters and writer.
         """
-        if pid != current_pid():
-            catch_up()
-        shipper = self._shipper
-        if not self._admitted(shipper, source):
+        shipper = self._current_shipper(pid)
+        shipper.ledger.accepted[source].increment()
+        if self._refused(shipper):
             return
-        _reentry.active = True
+        inside.active = True
         try:
             shipper.intake.put(frame(self._encoder.encode(build(*arguments))))
         except Exception as exc:
@@ -181,7 +168,7 @@ class RedisHandler(logging.Handler):
             shipper.ledger.handler_errors.increment()
             report(f"{source}-error", f"a {source} record could not be buffered and was dropped: {describe(exc)}")
         finally:
-            _reentry.active = False
+            inside.active = False
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the error and report it on stderr at most once per interval (with a traceback)."""

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from ._backpressure import step_aside
 from ._ledger import Ledger
 
 __all__ = ["DiskTail", "Intake"]
@@ -36,6 +37,8 @@ __all__ = ["DiskTail", "Intake"]
 # Records one move to disk carries: large enough to amortise the write, small enough
 # that the logging call that pays for it stays well under a millisecond.
 _MOVE_CHUNK = 256
+# How long a logging thread steps off the GIL when the backlog is high and the writer could run.
+_STEP_ASIDE_SECONDS = 0.001
 
 
 class DiskTail(Protocol):
@@ -93,6 +96,13 @@ class Intake:
         self._idle = True  # the first record wakes the consumer (and starts it)
         self._batch_wake_sent = False
         self._closed = False
+        # Back-pressure (see _yield_to_writer): above this backlog a logging thread lets the writer run.
+        self._high_water = max(1, capacity // 2)
+        # The backlog at which put() has something to do: a batch to announce, or the high-water mark.
+        self._attention = min(batch_size, self._high_water)
+        self.writer_waits: Callable[[], bool] | None = None
+        """Set by the consumer while it waits on Redis: tells whether what it waits for has come (then it
+        could run). None while it can run. Read by logging threads without a lock."""
 
     # ------------------------------------------------------ application threads
 
@@ -103,12 +113,37 @@ class Intake:
             return
         buffer.append(framed)
         self._appended()
+        if self._idle or len(buffer) >= self._attention:  # one comparison on the common path
+            self._attend(len(buffer))
+
+    def _attend(self, backlog: int) -> None:
+        """Wake the consumer (idle, or a batch is ready), and step aside if the backlog is past the high-water mark."""
         if self._idle:
             self._idle = False
             self._wake()
-        elif not self._batch_wake_sent and len(buffer) >= self._batch_size:
+        elif not self._batch_wake_sent and backlog >= self._batch_size:
             self._batch_wake_sent = True
+            self._attention = self._high_water
             self._wake()
+        if backlog >= self._high_water:
+            self._yield_to_writer()
+
+    def _yield_to_writer(self) -> None:
+        """Past the high-water mark, step off the GIL briefly if the writer could run: back-pressure, not drops.
+
+        Under sustained load the writer competes for the GIL with every logging
+        thread, and each of its round trips needs the GIL several times (each
+        loop iteration releases it); with many busy threads it gets too few
+        turns and the buffer overflows although Redis is idle. A short sleep
+        here hands it the GIL. Never while the writer waits on Redis (a reply
+        that has not come, a retry backoff): the logging call never waits on Redis.
+        """
+        step_aside(self._writer_behind, _STEP_ASIDE_SECONDS)
+
+    def _writer_behind(self) -> bool:
+        """Whether the backlog is past the high-water mark while the writer could run."""
+        waits = self.writer_waits
+        return len(self._buffer) >= self._high_water and (waits is None or waits())
 
     def _make_room(self) -> bool:
         """The buffer is full: move records to disk, else apply the policy. Returns whether to append."""
@@ -178,14 +213,11 @@ class Intake:
 
     def take(self, limit: int) -> list[bytes]:
         """Pop up to *limit* of the oldest records for a round trip (None of them if the disk holds older ones)."""
-        if self._disk is None and not self._block:
-            return self._pop(limit)
         with self._lock:
             if self._disk is not None and self._disk.has_records():
                 return []
             records = self._pop(limit)
-            if self._block:
-                self._lock.notify_all()
+            self._lock.notify_all()  # callers waiting for room (overflow="block")
         return records
 
     def _pop(self, limit: int) -> list[bytes]:
@@ -214,6 +246,7 @@ class Intake:
     def batch_wake_done(self) -> None:
         """The consumer is waiting for a batch to fill: let the record that fills it wake the consumer."""
         self._batch_wake_sent = False
+        self._attention = min(self._batch_size, self._high_water)
 
     def places(self) -> tuple[int, int, int]:
         """``(appended, in memory, on disk)``, read consistently with moves to disk (appends may still come)."""

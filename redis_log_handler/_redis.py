@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import select
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,6 +137,7 @@ class BatchWriter:
         self._new_connection = False  # connected, and not yet asked for its version and socket
         # What write() waits for on its socket right now (read from other threads by can_resume).
         self._waiting = _NOT_WAITING
+        self._connecting_since = 0.0
         self._fd = -1
         fixed = [
             b"EVAL",
@@ -155,31 +157,41 @@ class BatchWriter:
         return self._connection is not None and bool(self._connection.is_connected)
 
     async def _connected(self) -> Any:
-        if self._connection is None:
-            # The pool hands out a connected connection.
-            self._connection = await self.client.connection_pool.get_connection()
-            self._new_connection = True
-        connection = self._connection
-        if not connection.is_connected:
-            await connection.connect()
-            self._new_connection = True
-        if self._new_connection:
-            self._fd = _socket_fd(connection)
-            # Checked on every (re)connect: a failover may land on another server version.
-            self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
-            self._new_connection = False
+        self._waiting, self._connecting_since = _CONNECTING, time.monotonic()
+        try:
+            if self._connection is None:
+                # The pool hands out a connected connection.
+                self._connection = await self.client.connection_pool.get_connection()
+                self._new_connection = True
+            connection = self._connection
+            if not connection.is_connected:
+                await connection.connect()
+                self._new_connection = True
+            if self._new_connection:
+                self._fd = _socket_fd(connection)
+                self._waiting = _AWAITING_REPLY
+                # Checked on every (re)connect: a failover may land on another server version.
+                self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
+                self._new_connection = False
+        finally:
+            self._waiting = _NOT_WAITING
         return connection
 
     def can_resume(self) -> bool:
         """Whether what :meth:`write` waits for has come (room to send, or a reply); callable from any thread.
 
-        True when it waits for nothing (it is running, or ready to). Without a
+        True when it waits for nothing (it is running, or ready to). While it
+        connects, True for the first ``_CONNECT_GRACE`` seconds only. Without a
         socket to look at (redis-py internals changed), False: the caller then
         never mistakes a wait on Redis for a writer that could run.
         """
         waiting, fd = self._waiting, self._fd
         if waiting == _NOT_WAITING:
             return True
+        if waiting == _CONNECTING:
+            # No socket to look at yet. A connection that takes longer than this is slow for a reason
+            # other than the GIL: from then on, treat it as a wait on Redis.
+            return time.monotonic() - self._connecting_since < _CONNECT_GRACE
         if fd < 0:
             return False
         try:
@@ -244,7 +256,8 @@ class BatchWriter:
         await self.client.aclose()
 
 
-_NOT_WAITING, _SENDING, _AWAITING_REPLY = 0, 1, 2
+_NOT_WAITING, _CONNECTING, _SENDING, _AWAITING_REPLY = 0, 1, 2, 3
+_CONNECT_GRACE = 0.05  # seconds a (re)connection may take before it counts as a wait on Redis
 
 
 def _socket_fd(connection: Any) -> int:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import queue
+import selectors
 import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._backpressure import writer_sleeps
 from ._diagnostics import report
 from ._fork import after_fork_in_child
+from ._inside import inside
 
-__all__ = ["Runtime", "get_runtime", "keep_inherited", "loop_thread_id", "stop_runtime"]
+__all__ = ["Runtime", "get_runtime", "keep_inherited", "stop_runtime"]
 
 _T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
@@ -65,11 +68,22 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
         future.set_result(result)
 
 
+class _Selector(selectors.DefaultSelector):
+    """The loop's selector: before it blocks, it tells logging threads that stepped aside for the writer
+    (see ``_backpressure``) that the writer's turn is over."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None or timeout > 0:
+            writer_sleeps()
+        events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        return events
+
+
 class _RuntimeLoop(asyncio.SelectorEventLoop):
     """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor."""
 
     def __init__(self, resolver: _Resolver) -> None:
-        super().__init__()
+        super().__init__(_Selector())
         self._resolver = resolver
 
     async def getaddrinfo(
@@ -96,6 +110,7 @@ class Runtime:
         self.thread_id: int = self._thread.ident
 
     def _run(self, started: threading.Event) -> None:
+        inside.active = True  # whatever is logged on this thread is the handler's own doing
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(started.set)
         try:
@@ -146,7 +161,6 @@ def _report_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, A
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 _runtime_ready: threading.Event | None = None  # set once the runtime being started is there
-_thread_id: int | None = None  # read on every emit, so kept as a plain global
 
 
 def get_runtime() -> Runtime:
@@ -156,7 +170,7 @@ def get_runtime() -> Runtime:
     ("Using selector"), and a record logged while a lock is held could need
     that lock again. Other threads that want it meanwhile wait on an event.
     """
-    global _runtime, _runtime_ready, _thread_id
+    global _runtime, _runtime_ready
     runtime = _runtime
     if runtime is not None:
         return runtime
@@ -177,17 +191,11 @@ def get_runtime() -> Runtime:
         built = Runtime()
         with _lock:
             _runtime = built
-            _thread_id = built.thread_id
     finally:
         with _lock:
             _runtime_ready = None  # after a failed start, the next caller tries again
         ready.set()
     return built
-
-
-def loop_thread_id() -> int | None:
-    """Return the runtime thread's id, or None before the runtime started."""
-    return _thread_id
 
 
 # Objects a forked child inherited from its parent's runtime. The child keeps
@@ -207,12 +215,11 @@ def keep_inherited(*objects: object) -> None:
 def _forget_in_child() -> None:
     # The child inherits the loop object but not its thread: using it would
     # hang the child, and closing it would stall the parent.
-    global _lock, _runtime, _runtime_ready, _thread_id
+    global _lock, _runtime, _runtime_ready
     keep_inherited(_runtime)
     _lock = threading.Lock()
     _runtime = None
     _runtime_ready = None
-    _thread_id = None
 
 
 after_fork_in_child(_forget_in_child)

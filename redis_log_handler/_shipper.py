@@ -22,6 +22,7 @@ from ._consumer import Consumer
 from ._delivery import Delivery
 from ._diagnostics import describe, report
 from ._flush import Flushes
+from ._fork import current_pid
 from ._intake import Intake
 from ._ledger import Ledger, Places, SpillCounts
 from ._runtime import Runtime, get_runtime
@@ -41,6 +42,7 @@ class Shipper:
 
     def __init__(self, settings: Settings, *, replay_now: bool = True) -> None:
         self._settings = settings
+        self.pid = current_pid()  # the process this shipper belongs to
         self.ledger = Ledger()
         self.spill = (
             Spill(os.fspath(settings.spill_dir), settings.key, settings.mode, settings.spill_max_bytes)
