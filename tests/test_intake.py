@@ -1,15 +1,20 @@
-"""The writer's policies on their own, without a runtime or a server: overflow, moving to disk, retry delay, trips."""
+"""The writer's policies on their own, without a runtime or a server: overflow, disk, back-pressure, retries, trips."""
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 
+from redis_log_handler import _intake, _redis
+from redis_log_handler._config import Settings
 from redis_log_handler._delivery import BACKOFF_BASE, BACKOFF_CAP, Trip, backoff_delay, spill_due
 from redis_log_handler._intake import Intake
 from redis_log_handler._ledger import Ledger, Places, SpillCounts
+from redis_log_handler._redis import BatchWriter
 
 
 class FakeDisk:
@@ -231,3 +236,53 @@ class TestLedger:
         assert stats["dropped"] == (
             stats["dropped_overflow"] + stats["dropped_closed"] + stats["dropped_error"] + stats["dropped_internal"]
         )
+
+
+class TestSteppingAside:
+    def test_only_past_the_high_water_mark_and_only_if_the_writer_could_run(self) -> None:
+        """A logging thread steps aside only with a backlog past half the buffer and a writer that is not waiting."""
+        intake, _, _ = make_intake(capacity=10)
+        put_numbers(intake, 4)
+        assert intake._writer_behind() is False  # below the high-water mark (5)
+        put_numbers(intake, 2, start=4)
+        assert intake._writer_behind() is True  # the writer could run (writer_waits is None)
+        intake.writer_waits = lambda: False  # waiting on Redis: a reply that has not come
+        assert intake._writer_behind() is False
+        intake.writer_waits = lambda: True  # the reply is there
+        assert intake._writer_behind() is True
+
+    def test_put_steps_aside_past_the_high_water_mark(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """put() hands the decision to step_aside once the backlog passes the high-water mark, not before."""
+        calls: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: calls.append(needed()))
+        intake, _, _ = make_intake(capacity=10)
+        put_numbers(intake, 4)
+        assert calls == []
+        put_numbers(intake, 3, start=4)
+        assert calls == [True, True, True]
+
+
+class TestWriterReadiness:
+    def test_can_resume_follows_what_the_write_waits_for(self) -> None:
+        """Connecting (briefly), a reply that has come, room to send: the writer could run; otherwise not."""
+        settings = Settings.build(url="redis://127.0.0.1:1/0")
+        writer = BatchWriter(None, settings)
+        ours, server = socket.socketpair()
+        try:
+            writer._fd = ours.fileno()
+            assert writer.can_resume() is True  # waiting for nothing
+            writer._waiting, writer._connecting_since = _redis._CONNECTING, time.monotonic()
+            assert writer.can_resume() is True
+            writer._connecting_since -= 1.0
+            assert writer.can_resume() is False  # a slow connection is a wait on Redis
+            writer._waiting = _redis._AWAITING_REPLY
+            assert writer.can_resume() is False
+            server.send(b":1000\r\n")
+            assert writer.can_resume() is True
+            writer._waiting = _redis._SENDING
+            assert writer.can_resume() is True  # room in the socket's send buffer
+            writer._fd = -1
+            assert writer.can_resume() is False  # no socket to look at: assume a wait on Redis
+        finally:
+            ours.close()
+            server.close()

@@ -14,10 +14,10 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler
+from redis_log_handler import RedisHandler, _intake
 from redis_log_handler._server import EmbeddedRedis
 
-from .conftest import read_list, read_stream
+from .conftest import read_list, read_stream, wait_until
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]
@@ -84,11 +84,43 @@ class TestRestart:
         assert sorted(set(numbers)) == list(range(2000))
         assert len({document["id"] for document in delivered}) == 2001
 
+    def test_no_stepping_aside_while_redis_is_frozen(
+        self,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Past the high-water mark a logging call steps aside for the writer, but never for one waiting on Redis."""
+        decisions: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        handler = make_handler(url=own_server.url, key=key, mode="list", buffer_size=1000, socket_timeout=30)
+        logger.addHandler(handler)
+        logger.info("warm")
+        assert handler.flush(10)
+        own_server.pause()
+        try:
+            logger.info("sent into the freeze")
+            intake = handler._shipper.intake
+            wait_until(lambda: intake.writer_waits is not None and intake.writer_waits() is False)
+            for number in range(3000):  # three buffers: past the high-water mark, and full
+                logger.info("%d", number)
+        finally:
+            own_server.resume()
+        assert len(decisions) > 1000
+        assert not any(decisions)
+        # Frozen Redis: the overflow policy dropped records instead of making the callers wait.
+        handler.flush(30)
+        stats = handler.stats()
+        assert stats["dropped_overflow"] > 0
+        assert stats["accepted"] == stats["written"] + stats["dropped"]
+
 
 _CHILD = textwrap.dedent(
     """
     import logging, os, signal, sys, time
-    from redis_log_handler import RedisHandler
+    from redis_log_handler import RedisHandler, _intake
 
     url, key, count, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     handler = RedisHandler(url=url, key=key, mode="list", close_timeout=float(os.environ.get("CLOSE_TIMEOUT", "5")))
