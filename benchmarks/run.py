@@ -1,6 +1,6 @@
 """Benchmarks for redis-log-bridge: throughput, caller cost, memory and delivery latency.
 
-    python benchmarks/run.py            # the full suite (about 10 minutes on 2 cores)
+    python benchmarks/run.py            # the full suite (about 20 minutes on 2 cores)
     python benchmarks/run.py --smoke    # a short run with small N (what CI does; no assertions on time)
 
 Every figure is measured against a real redis-server this script starts on a
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers
 import spill
+import sustained
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import EmbeddedRedis, _free_port
@@ -488,6 +489,7 @@ def print_report(results: dict[str, Any]) -> None:
             f"{data['max_us']:.0f} |"
         )
     print(f"\nfrozen p99.9 / healthy p99.9 = {cost['frozen_p99_9_over_healthy']:.2f}")
+    sustained.print_sustained(results["sustained"], **results["sustained_settings"])
     spill.print_spill(results["spill"])
     mem = results["memory"]
     print("\n## Memory while Redis is down (buffer_size=100,000)\n")
@@ -549,6 +551,11 @@ def main() -> int:
         results["adapters"] = adapters(server.url, records, thread_counts, peer_reps)
         _progress("caller cost")
         results["caller_cost"] = caller_cost(5_000 if smoke else 100_000)
+        _progress("sustained load")
+        seconds = 1.0 if smoke else 8.0
+        cases = [(1, 0), (20, 0)] if smoke else sustained.CASES
+        results["sustained"] = sustained.sustained(server.url, seconds, 1 if smoke else 3, cases)
+        results["sustained_settings"] = {"seconds": seconds, "reps": 1 if smoke else 3}
         _progress("spill")
         results["spill"] = spill.spill_burst(20_000 if smoke else 200_000, 1 if smoke else 3)
         _progress("memory")

@@ -1,0 +1,186 @@
+"""Sustained load: threads log without pause for several seconds while the writer has to keep up.
+
+A burst that fits in the buffer hides a writer that cannot keep up: it is
+drained once the producers are done, when the runtime thread has the GIL to
+itself. Here T threads log in a loop without pause (optionally doing CPU work
+between records, as a busy service does), and the writer competes with all of
+them for the GIL the whole time. After a second of warm-up (the handler starts
+with the load) the counts are taken over a window of several seconds: the
+steady state. Reported for each case, against the floor (the same loop
+building the same document and discarding it, no lock) measured in the same
+repetition:
+
+- accept rate: logging calls per second during the window;
+- written rate: records confirmed written to Redis during the window, per second;
+- ratio: written rate over the floor's accept rate;
+- drop share: records dropped, of all accepted, once the handler has drained;
+- caller latency p50/p99/p99.9 of the logging calls during the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+import uuid
+from typing import Any
+
+import peers
+
+from redis_log_handler import RedisHandler
+
+MESSAGE = "request %s served in %d ms"
+
+
+def cpu_work(rounds: int) -> int:
+    """About ``rounds`` x 0.025 us of pure-Python work (400 rounds is about 10 us on the benchmark machine)."""
+    total = 0
+    for number in range(rounds):
+        total += number * number
+    return total
+
+
+WARM_UP = 1.0  # seconds of load before the window opens: the measurement is of the steady state
+
+
+def _load(handler: logging.Handler, threads: int, seconds: float, work: int) -> dict[str, Any]:
+    """Log from *threads* threads for WARM_UP + *seconds*; counts and call durations within the window."""
+    log = logging.getLogger(f"bench.sustained.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    stop = threading.Event()
+    gate = threading.Barrier(threads + 1)
+    calls = [0] * threads  # logging calls made by each thread so far
+    window = threading.Event()  # set while the window is open: calls are timed only then
+    durations: list[list[int]] = [[] for _ in range(threads)]
+
+    def produce(thread: int) -> None:
+        clock = time.perf_counter_ns
+        own = durations[thread]
+        timing = window.is_set
+        gate.wait()
+        while not stop.is_set():
+            if work:
+                cpu_work(work)
+            started = clock()
+            log.info(MESSAGE, "/api/orders", calls[thread])
+            if timing():
+                own.append(clock() - started)
+            calls[thread] += 1
+
+    workers = [threading.Thread(target=produce, args=(thread,)) for thread in range(threads)]
+    for worker in workers:
+        worker.start()
+    gate.wait()
+    time.sleep(WARM_UP)  # producers run flat out while the handler starts and the backlog settles
+    window.set()
+    accepted_before, written_before = sum(calls), _written(handler)
+    started = time.perf_counter()
+    time.sleep(seconds)  # the measurement window
+    accepted_after, written_after = sum(calls), _written(handler)
+    elapsed = time.perf_counter() - started
+    window.clear()
+    stop.set()
+    for worker in workers:
+        worker.join()
+    log.removeHandler(handler)
+    return {
+        "elapsed": elapsed,
+        "accepted": accepted_after - accepted_before,
+        "written": None if written_after is None else written_after - written_before,  # type: ignore[operator]
+        "durations": [duration for own in durations for duration in own],
+    }
+
+
+def _written(handler: logging.Handler) -> int | None:
+    return int(handler.stats()["written"]) if isinstance(handler, RedisHandler) else None
+
+
+def _percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
+
+    return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999)}
+
+
+def _handler_run(url: str, mode: str, threads: int, seconds: float, work: int) -> dict[str, Any]:
+    handler = RedisHandler(url=url, key=f"bench:sustained:{uuid.uuid4().hex}", mode=mode)
+    run = _load(handler, threads, seconds, work)
+    handler.flush(120)  # False when records were dropped: the drop share below says how many
+    stats = handler.stats()
+    if stats["buffered"]:
+        raise RuntimeError(f"RedisHandler ({mode}) did not drain after the load: {stats}")
+    handler.close()
+    return {
+        "accept_rate": run["accepted"] / run["elapsed"],
+        "written_rate": run["written"] / run["elapsed"],
+        "drop_share": stats["dropped"] / stats["accepted"],
+        "dropped": stats["dropped"],
+        "latency": _percentiles(run["durations"]),
+    }
+
+
+CASES = [(1, 0), (4, 0), (20, 0), (20, 400), (50, 400)]  # (threads, rounds of CPU work between records)
+
+
+def sustained(url: str, seconds: float, reps: int, cases: list[tuple[int, int]] = CASES) -> list[dict[str, Any]]:
+    """Each case in stream and list mode, *reps* repetitions, the floor in every repetition."""
+    rows = []
+    for threads, work in cases:
+        samples: dict[str, list[dict[str, Any]]] = {"floor": [], "stream": [], "list": []}
+        for _ in range(reps):
+            floor = _load(peers.Floor(), threads, seconds, work)
+            samples["floor"].append(
+                {"accept_rate": floor["accepted"] / floor["elapsed"], "latency": _percentiles(floor["durations"])}
+            )
+            for mode in ("stream", "list"):
+                samples[mode].append(_handler_run(url, mode, threads, seconds, work))
+        floor_rates = [sample["accept_rate"] for sample in samples["floor"]]
+        for design in ("floor", "stream", "list"):
+            runs = samples[design]
+            row: dict[str, Any] = {
+                "threads": threads,
+                "work_rounds": work,
+                "design": design,
+                "accept_rate": statistics.median(run["accept_rate"] for run in runs),
+                "latency": {key: statistics.median(run["latency"][key] for run in runs) for key in runs[0]["latency"]},
+            }
+            if design != "floor":
+                row["written_rate"] = statistics.median(run["written_rate"] for run in runs)
+                row["ratio_to_floor"] = statistics.median(
+                    run["written_rate"] / floor for run, floor in zip(runs, floor_rates, strict=True)
+                )
+                row["drop_share"] = statistics.median(run["drop_share"] for run in runs)
+                row["dropped"] = sum(run["dropped"] for run in runs)
+                row["ratios"] = [run["written_rate"] / floor for run, floor in zip(runs, floor_rates, strict=True)]
+            rows.append(row)
+    return rows
+
+
+def print_sustained(rows: list[dict[str, Any]], seconds: float, reps: int) -> None:
+    """The sustained-load table (Markdown)."""
+    if not rows:
+        return
+    print(
+        f"\n## Sustained load ({seconds:g} s per run, median of {reps}; ratio = written rate over the floor's accept "
+        "rate in the same repetition; caller latency in microseconds)\n"
+    )
+    print("| threads | CPU work | design | accepted/s | written/s | ratio | dropped | p50 | p99 | p99.9 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        work = f"{row['work_rounds']} rounds" if row["work_rounds"] else "none"
+        latency = row["latency"]
+        if row["design"] == "floor":
+            written = ratio = dropped = "-"
+        else:
+            written = f"{row['written_rate']:,.0f}"
+            ratio = f"{row['ratio_to_floor']:.2f}x"
+            dropped = f"{row['drop_share']:.1%}"
+        print(
+            f"| {row['threads']} | {work} | {row['design']} | {row['accept_rate']:,.0f} | {written} | {ratio} | "
+            f"{dropped} | {latency['p50_us']:.1f} | {latency['p99_us']:.1f} | {latency['p99_9_us']:.1f} |"
+        )
