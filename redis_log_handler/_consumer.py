@@ -124,7 +124,7 @@ class Consumer:
         limit = batch_size * self._batches_per_trip
         while True:
             if self._past_close_deadline():
-                return None  # _shutdown accounts for what is left
+                return None  # close() accounts for what is left
             if spill is not None:
                 if self._spill_due():
                     intake.move_all_to_disk()
@@ -142,16 +142,25 @@ class Consumer:
                 self._wakeup.clear()
                 continue
             if len(intake) < batch_size and not self._closing and not self._flushes.waiting:
-                intake.batch_wake_done()
-                try:
-                    async with asyncio.timeout(self._settings.flush_interval):
-                        await self._wakeup.wait()
-                except TimeoutError:
-                    pass
-                self._wakeup.clear()
+                await self._wait_for_a_batch()
             records = intake.take(limit)
             if records:
                 return Trip.of(records, batch_size)
+
+    async def _wait_for_a_batch(self) -> None:
+        """Give a partial batch up to flush_interval to fill (a full batch, a flush or close ends the wait)."""
+        self._intake.batch_wake_done()
+        # Waiting on purpose: logging threads must not step aside for it (a buffer smaller than two
+        # batches has its high-water mark below one batch).
+        self._intake.writer_waits = _never
+        try:
+            async with asyncio.timeout(self._settings.flush_interval):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._intake.writer_waits = None
+        self._wakeup.clear()
 
     async def _deliver(self, trip: Trip) -> None:
         """Write a trip's batches, retrying transient failures with capped exponential backoff and full jitter.
@@ -171,7 +180,7 @@ class Consumer:
             if delivered:
                 break
             if self._past_close_deadline():
-                return  # _shutdown accounts for what is still in flight; a trip from disk stays there
+                return  # close() accounts for what is still in flight; a trip from disk stays there
             if self._spill_due():
                 if not trip.from_disk and self._to_disk_in_front(trip):
                     self.trip = None

@@ -13,9 +13,13 @@ common case takes no lock. When the buffer is full:
 
 Order: records move to disk only from the head of the buffer, so everything on
 disk is older than everything in memory, and the consumer empties the disk
-before it takes from memory again (:meth:`Intake.take_if` checks that under the
+before it takes from memory again (:meth:`Intake.take` checks that under the
 same lock the movers hold). One process's records thus reach Redis in the order
 they were accepted: memory, then disk, then Redis.
+
+Past half the buffer (the high-water mark) a logging call steps aside for the
+writer when the writer could run (see ``_backpressure``): under sustained load
+the application's threads slow down instead of the buffer overflowing.
 
 This module knows nothing of asyncio, the runtime, Redis or the spill's files:
 the spill is a :class:`DiskTail` and waking the consumer is a callback.
@@ -37,7 +41,7 @@ __all__ = ["DiskTail", "Intake"]
 # Records one move to disk carries: large enough to amortise the write, small enough
 # that the logging call that pays for it stays well under a millisecond.
 _MOVE_CHUNK = 256
-# How long a logging thread steps off the GIL when the backlog is high and the writer could run.
+# The longest a logging call waits for the writer's turn (back-pressure under sustained load).
 _STEP_ASIDE_SECONDS = 0.001
 
 
@@ -58,7 +62,7 @@ class DiskTail(Protocol):
 
 
 class Intake:
-    """One handler's memory buffer, overflow policy and wake hints, in one process."""
+    """One handler's memory buffer, overflow policy, wake hints and back-pressure, in one process."""
 
     def __init__(
         self,
@@ -96,7 +100,7 @@ class Intake:
         self._idle = True  # the first record wakes the consumer (and starts it)
         self._batch_wake_sent = False
         self._closed = False
-        # Back-pressure (see _yield_to_writer): above this backlog a logging thread lets the writer run.
+        # Back-pressure (see _step_aside): past this backlog a logging thread lets a writer that could run run.
         self._high_water = max(1, capacity // 2)
         # The backlog at which put() has something to do: a batch to announce, or the high-water mark.
         self._attention = min(batch_size, self._high_water)
@@ -126,17 +130,14 @@ class Intake:
             self._attention = self._high_water
             self._wake()
         if backlog >= self._high_water:
-            self._yield_to_writer()
+            self._step_aside()
 
-    def _yield_to_writer(self) -> None:
-        """Past the high-water mark, step off the GIL briefly if the writer could run: back-pressure, not drops.
+    def _step_aside(self) -> None:
+        """Past the high-water mark, wait (at most _STEP_ASIDE_SECONDS) for the writer's turn if it could run.
 
-        Under sustained load the writer competes for the GIL with every logging
-        thread, and each of its round trips needs the GIL several times (each
-        loop iteration releases it); with many busy threads it gets too few
-        turns and the buffer overflows although Redis is idle. A short sleep
-        here hands it the GIL. Never while the writer waits on Redis (a reply
-        that has not come, a retry backoff): the logging call never waits on Redis.
+        Back-pressure instead of drops: see ``_backpressure`` for why the writer
+        needs it. Never while the writer waits on Redis (a reply that has not
+        come, a retry backoff): the logging call never waits on Redis.
         """
         step_aside(self._writer_behind, _STEP_ASIDE_SECONDS)
 
@@ -217,7 +218,8 @@ class Intake:
             if self._disk is not None and self._disk.has_records():
                 return []
             records = self._pop(limit)
-            self._lock.notify_all()  # callers waiting for room (overflow="block")
+            if self._block:
+                self._lock.notify_all()  # callers waiting for room
         return records
 
     def _pop(self, limit: int) -> list[bytes]:

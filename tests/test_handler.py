@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from redis_log_handler import RedisHandler
+from redis_log_handler import RedisHandler, _intake
 from redis_log_handler._runtime import get_runtime
 from redis_log_handler._server import EmbeddedRedis
 
@@ -291,6 +291,30 @@ class TestConcurrency:
 
 
 class TestOverflow:
+    def test_no_stepping_aside_while_the_writer_waits_for_a_batch(
+        self,
+        redis_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Past the high-water mark but below one batch, callers do not wait for a writer waiting on purpose."""
+        decisions: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        handler = make_handler(url=redis_server.url, key=key, buffer_size=1000, batch_size=1000, flush_interval=30)
+        logger.addHandler(handler)
+        logger.info("first")
+        assert handler.flush(10)
+        logger.info("second")  # into an idle writer, which now waits flush_interval for a batch to fill
+        intake = handler._shipper.intake
+        wait_until(lambda: len(intake) == 1 and intake.writer_waits is not None and intake.writer_waits() is False)
+        for number in range(700):  # past the high-water mark (500), below a batch (1000)
+            logger.info("%d", number)
+        assert len(decisions) == 202  # backlog 500 to 701
+        assert not any(decisions)
+        assert handler.flush(10) is True
+
     def test_drop_oldest_keeps_newest(self, key: str, make_handler: MakeHandler, logger: logging.Logger) -> None:
         """drop_oldest evicts the oldest records, counts each, and keeps the newest buffer_size."""
         server = EmbeddedRedis()  # not started yet: the port refuses connections
