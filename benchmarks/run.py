@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers
 import spill
 import sustained
+from common import MESSAGE, new_logger, percentiles
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import EmbeddedRedis, _free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-MESSAGE = "request %s served in %d ms"
 Factory = Callable[[str], "tuple[logging.Handler, Callable[[], None]] | None"]
 
 
@@ -74,10 +74,7 @@ def _run_once(factory: Factory, threads: int, records: int) -> float | None:
     if made is None:
         return None
     handler, finish = made
-    log = logging.getLogger(f"bench.{key}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = new_logger(handler, "throughput")
     rate = _threaded_rate(threads, records, lambda number: log.info(MESSAGE, "/api/orders", number), finish)
     log.removeHandler(handler)
     handler.close()
@@ -284,20 +281,8 @@ def adapters(url: str, records: int, thread_counts: list[int], reps: int) -> lis
 # -------------------------------------------------------------- caller cost
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-
-    def at(fraction: float) -> float:
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
-
-    return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999), "max_us": ordered[-1] / 1000}
-
-
 def _time_calls(handler: logging.Handler, calls: int) -> list[int]:
-    log = logging.getLogger(f"bench.caller.{uuid.uuid4().hex}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = new_logger(handler, "caller")
     durations = []
     clock = time.perf_counter_ns
     for number in range(calls):
@@ -311,10 +296,10 @@ def _time_calls(handler: logging.Handler, calls: int) -> list[int]:
 def caller_cost(calls: int) -> dict[str, Any]:
     """Latency of one logging call with Redis healthy, and with Redis frozen so the buffer fills."""
     results: dict[str, Any] = {"calls": calls}
-    results["floor"] = _percentiles(_time_calls(peers.Floor(), calls))
+    results["floor"] = percentiles(_time_calls(peers.Floor(), calls))
     with EmbeddedRedis() as server:
         healthy = RedisHandler(url=server.url, key="bench:caller")
-        results["healthy"] = _percentiles(_time_calls(healthy, calls))
+        results["healthy"] = percentiles(_time_calls(healthy, calls))
         healthy.close()
         frozen = RedisHandler(url=server.url, key="bench:caller:frozen", close_timeout=0.5)
         warm = logging.LogRecord("warm", logging.INFO, __file__, 0, "warm", None, None)
@@ -324,7 +309,7 @@ def caller_cost(calls: int) -> dict[str, Any]:
         try:
             # More calls than the buffer holds, so it fills and evicts.
             frozen_calls = max(calls, frozen.settings.buffer_size * 3)
-            results["frozen"] = _percentiles(_time_calls(frozen, frozen_calls))
+            results["frozen"] = percentiles(_time_calls(frozen, frozen_calls))
             results["frozen"]["calls"] = frozen_calls
             results["frozen"]["stats"] = frozen.stats()
         finally:
@@ -340,10 +325,7 @@ def caller_cost(calls: int) -> dict[str, Any]:
 def _memory_child(records: int) -> None:
     """Log *records* records while Redis is down, then print the peak RSS as JSON."""
     handler = RedisHandler(url=f"redis://127.0.0.1:{_free_port()}/0", key="bench:memory", close_timeout=0.1)
-    log = logging.getLogger("bench.memory")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = new_logger(handler, "memory")
     for number in range(records):
         log.info(MESSAGE, "/api/orders", number)
     stats = handler.stats()
@@ -380,10 +362,7 @@ def delivery_latency(url: str, seconds: float, rate: int) -> dict[str, Any]:
     """At a steady *rate* records/s, the time from the logging call until the record is readable in Redis."""
     key = f"bench:latency:{uuid.uuid4().hex}"
     handler = RedisHandler(url=url, key=key)
-    log = logging.getLogger("bench.latency")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = new_logger(handler, "latency")
     total = int(seconds * rate)
     latencies: list[float] = []
     reader_ready = threading.Event()

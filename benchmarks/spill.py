@@ -14,24 +14,15 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from typing import Any
 
 import peers
+from common import MESSAGE, new_logger, percentiles
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import _free_port
 
-MESSAGE = "request %s served in %d ms"
 BUFFER = 10_000
-
-
-def _logger(handler: logging.Handler) -> logging.Logger:
-    log = logging.getLogger(f"bench.spill.{uuid.uuid4().hex}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    return log
 
 
 def _timed_burst(log: logging.Logger, threads: int, per_thread: int) -> tuple[float, list[int]]:
@@ -59,22 +50,13 @@ def _timed_burst(log: logging.Logger, threads: int, per_thread: int) -> tuple[fl
     return threads * per_thread / elapsed, [duration for own in durations for duration in own]
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-
-    def at(fraction: float) -> float:
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
-
-    return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999), "max_us": ordered[-1] / 1000}
-
-
 def _spilling_run(threads: int, records: int) -> dict[str, Any]:
     """One burst of *records* into a handler whose buffer is already full and whose Redis is down."""
     directory = tempfile.mkdtemp(prefix="bench-spill-")
     handler = RedisHandler(
         url=f"redis://127.0.0.1:{_free_port()}/0", key="bench:spill", buffer_size=BUFFER, spill_dir=directory
     )
-    log = _logger(handler)
+    log = new_logger(handler, "spill")
     for number in range(BUFFER):  # fill memory: from here on every record spills
         log.info(MESSAGE, "/api/orders", number)
     rate, durations = _timed_burst(log, threads, records // threads)
@@ -84,7 +66,7 @@ def _spilling_run(threads: int, records: int) -> dict[str, Any]:
     shutil.rmtree(directory, ignore_errors=True)
     if stats["dropped"]:
         raise RuntimeError(f"the spill dropped records: {stats}")
-    return {"rate": rate, "latency": _percentiles(durations), "spilled": stats["spilled"]}
+    return {"rate": rate, "latency": percentiles(durations), "spilled": stats["spilled"]}
 
 
 def spill_burst(records: int, reps: int) -> list[dict[str, Any]]:
@@ -95,7 +77,7 @@ def spill_burst(records: int, reps: int) -> list[dict[str, Any]]:
         floor_latency: list[int] = []
         runs = []
         for _ in range(reps):
-            rate, durations = _timed_burst(_logger(peers.Floor()), threads, records // threads)
+            rate, durations = _timed_burst(new_logger(peers.Floor(), "spill"), threads, records // threads)
             floor_rates.append(rate)
             floor_latency.extend(durations)
             runs.append(_spilling_run(threads, records))
@@ -109,7 +91,7 @@ def spill_burst(records: int, reps: int) -> list[dict[str, Any]]:
                 "ratio_to_floor": statistics.median(r / f for r, f in zip(rates, floor_rates, strict=True)),
                 "latency": {key: statistics.median(run["latency"][key] for run in runs) for key in runs[0]["latency"]},
                 "worst_p99_9_us": max(run["latency"]["p99_9_us"] for run in runs),
-                "floor_latency": _percentiles(floor_latency),
+                "floor_latency": percentiles(floor_latency),
             }
         )
     return rows

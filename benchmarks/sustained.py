@@ -27,10 +27,9 @@ import uuid
 from typing import Any
 
 import peers
+from common import MESSAGE, new_logger, percentiles
 
 from redis_log_handler import RedisHandler
-
-MESSAGE = "request %s served in %d ms"
 
 
 def cpu_work(rounds: int) -> int:
@@ -46,10 +45,7 @@ WARM_UP = 1.0  # seconds of load before the window opens: the measurement is of 
 
 def _load(handler: logging.Handler, threads: int, seconds: float, work: int) -> dict[str, Any]:
     """Log from *threads* threads for WARM_UP + *seconds*; counts and call durations within the window."""
-    log = logging.getLogger(f"bench.sustained.{uuid.uuid4().hex}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
+    log = new_logger(handler, "sustained")
     stop = threading.Event()
     gate = threading.Barrier(threads + 1)
     calls = [0] * threads  # logging calls made by each thread so far
@@ -98,15 +94,6 @@ def _written(handler: logging.Handler) -> int | None:
     return int(handler.stats()["written"]) if isinstance(handler, RedisHandler) else None
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    ordered = sorted(samples_ns)
-
-    def at(fraction: float) -> float:
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
-
-    return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999)}
-
-
 def _handler_run(url: str, mode: str, threads: int, seconds: float, work: int) -> dict[str, Any]:
     handler = RedisHandler(url=url, key=f"bench:sustained:{uuid.uuid4().hex}", mode=mode)
     run = _load(handler, threads, seconds, work)
@@ -120,7 +107,7 @@ def _handler_run(url: str, mode: str, threads: int, seconds: float, work: int) -
         "written_rate": run["written"] / run["elapsed"],
         "drop_share": stats["dropped"] / stats["accepted"],
         "dropped": stats["dropped"],
-        "latency": _percentiles(run["durations"]),
+        "latency": percentiles(run["durations"]),
     }
 
 
@@ -135,7 +122,7 @@ def sustained(url: str, seconds: float, reps: int, cases: list[tuple[int, int]] 
         for _ in range(reps):
             floor = _load(peers.Floor(), threads, seconds, work)
             samples["floor"].append(
-                {"accept_rate": floor["accepted"] / floor["elapsed"], "latency": _percentiles(floor["durations"])}
+                {"accept_rate": floor["accepted"] / floor["elapsed"], "latency": percentiles(floor["durations"])}
             )
             for mode in ("stream", "list"):
                 samples[mode].append(_handler_run(url, mode, threads, seconds, work))

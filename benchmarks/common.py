@@ -1,0 +1,27 @@
+"""What the benchmark modules share: the logged message, a logger of a run's own, and latency percentiles."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+MESSAGE = "request %s served in %d ms"
+
+
+def new_logger(handler: logging.Handler, purpose: str) -> logging.Logger:
+    """A fresh non-propagating INFO logger whose only handler is *handler*."""
+    log = logging.getLogger(f"bench.{purpose}.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    return log
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    """p50, p99, p99.9 and max of durations in nanoseconds, in microseconds."""
+    ordered = sorted(samples_ns)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
+
+    return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999), "max_us": ordered[-1] / 1000}
