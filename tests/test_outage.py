@@ -102,8 +102,10 @@ class TestRestart:
         own_server.pause()
         try:
             logger.info("sent into the freeze")
-            intake = handler._shipper.intake
-            wait_until(lambda: intake.writer_waits is not None and intake.writer_waits() is False)
+            assert handler.flush(0.1) is False  # a flush makes the writer send the partial batch now
+            intake, delivery = handler._shipper.intake, handler._shipper._delivery
+            # The writer has sent and waits for a reply the frozen server will not give.
+            wait_until(lambda: intake.writer_waits == delivery.can_resume and not delivery.can_resume())
             for number in range(3000):  # three buffers: past the high-water mark, and full
                 logger.info("%d", number)
         finally:
