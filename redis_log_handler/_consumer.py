@@ -150,17 +150,20 @@ class Consumer:
     async def _wait_for_a_batch(self) -> None:
         """Give a partial batch up to flush_interval to fill (a full batch, a flush or close ends the wait)."""
         self._intake.batch_wake_done()
-        # Waiting on purpose: logging threads must not step aside for it (a buffer smaller than two
-        # batches has its high-water mark below one batch).
+        # On purpose: a buffer smaller than two batches has its high-water mark below one batch.
+        await self._pause(self._wakeup, self._settings.flush_interval)
+
+    async def _pause(self, event: asyncio.Event, timeout: float) -> None:
+        """Wait for *event*, at most *timeout* seconds: a wait logging threads must not step aside for."""
         self._intake.writer_waits = _never
         try:
-            async with asyncio.timeout(self._settings.flush_interval):
-                await self._wakeup.wait()
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             pass
         finally:
             self._intake.writer_waits = None
-        self._wakeup.clear()
+        event.clear()
 
     async def _deliver(self, trip: Trip) -> None:
         """Write a trip's batches, retrying transient failures with capped exponential backoff and full jitter.
@@ -212,15 +215,7 @@ class Consumer:
         delay = backoff_delay(attempt)
         if self._closing:
             delay = min(delay, max(0.0, self._close_deadline - time.monotonic()))
-        self._intake.writer_waits = _never  # waiting out a failure of Redis: logging threads must not wait
-        try:
-            async with asyncio.timeout(delay):
-                await self._retry_now.wait()
-        except TimeoutError:
-            pass
-        finally:
-            self._intake.writer_waits = None
-        self._retry_now.clear()
+        await self._pause(self._retry_now, delay)  # waiting out a failure of Redis
 
     # -------------------------------------------------- positions and flush
 
