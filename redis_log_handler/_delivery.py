@@ -3,7 +3,7 @@
 A :class:`Trip` is what one round trip carries: batches of framed documents,
 from memory or from the disk spill. :meth:`Delivery.attempt` sends the batches
 still open, settles those Redis answered (written, or refused for good) and
-leaves the rest open for a retry. The consumer loop (``_shipper``) decides when
+leaves the rest open for a retry. The consumer loop (``_consumer``) decides when
 to retry, when to spill and when to give up.
 """
 
@@ -74,7 +74,7 @@ class Trip:
 
     def unsettled(self) -> int:
         """Records in open batches (what ``buffered`` counts)."""
-        return sum(len(batch) for batch, is_open in zip(self.batches, self.open, strict=True) if is_open)
+        return sum(len(batch) for batch in self.to_send())
 
     def from_oldest_unsettled(self) -> int:
         """Records from the first open batch to the end: a later batch may be written before an earlier one."""

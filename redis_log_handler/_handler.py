@@ -2,7 +2,7 @@
 
 On the application's thread a record is admitted (counted, or dropped and
 counted), turned into a schema-1 document, encoded, framed and handed to the
-intake. Everything past the intake happens on the runtime loop (``_shipper``).
+intake. Everything past the intake happens on the runtime loop (``_shipper``, ``_consumer``).
 """
 
 from __future__ import annotations
@@ -84,13 +84,10 @@ class RedisHandler(logging.Handler):
         keep_inherited(self._shipper, *self._shipper.inherited())
         self._shipper = Shipper(self.settings, replay_now=False)
 
-    def _current_shipper(self, pid: int | None) -> Shipper:
-        """This process's shipper: a fork that ran no at-fork hooks shows as a new pid, and starts over here."""
-        shipper = self._shipper
-        if pid != shipper.pid and pid is not None:
-            catch_up()
-            shipper = self._shipper
-        return shipper
+    def _after_unhooked_fork(self) -> Shipper:
+        """A record made in another process than the shipper's: a fork that ran no at-fork hooks. Start over."""
+        catch_up()
+        return self._shipper
 
     @staticmethod
     def _refused(shipper: Shipper) -> bool:
@@ -120,9 +117,9 @@ class RedisHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Encode *record* and buffer it; never raises, never waits on Redis."""
         shipper = self._shipper
-        if record.process != shipper.pid and record.process is not None:  # inline: this runs for every record
-            shipper = self._current_shipper(record.process)
-        event_dict = wrapped_structlog_event(record) if type(record.msg) is dict else None
+        if record.process != shipper.pid and record.process is not None:
+            shipper = self._after_unhooked_fork()
+        event_dict = wrapped_structlog_event(record) if type(record.msg) is dict else None  # skips a call for text
         shipper.ledger.accepted["stdlib" if event_dict is None else "structlog"].increment()
         if inside.active or shipper.closed:
             self._refused(shipper)
@@ -156,7 +153,9 @@ class RedisHandler(logging.Handler):
         ``"loguru"`` or ``"structlog"``; *pid* is the process the record was
         made in): they share the handler's buffer, counters and writer.
         """
-        shipper = self._current_shipper(pid)
+        shipper = self._shipper
+        if pid != shipper.pid:
+            shipper = self._after_unhooked_fork()
         shipper.ledger.accepted[source].increment()
         if self._refused(shipper):
             return
