@@ -1,9 +1,12 @@
-"""What the benchmark modules share: the logged message, a logger of a run's own, and latency percentiles."""
+"""What the benchmark modules share: the message, a logger of a run's own, threads released at once, percentiles."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 
 MESSAGE = "request %s served in %d ms"
 
@@ -25,3 +28,22 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1000
 
     return {"p50_us": at(0.5), "p99_us": at(0.99), "p99_9_us": at(0.999), "max_us": ordered[-1] / 1000}
+
+
+def run_threads(threads: int, work: Callable[[int], None], finish: Callable[[], None] = lambda: None) -> float:
+    """Run ``work(thread)`` on *threads* threads released at once; seconds until all returned and ``finish()`` did."""
+    gate = threading.Barrier(threads + 1)
+
+    def start(thread: int) -> None:
+        gate.wait()
+        work(thread)
+
+    workers = [threading.Thread(target=start, args=(thread,)) for thread in range(threads)]
+    for worker in workers:
+        worker.start()
+    gate.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    finish()
+    return time.perf_counter() - started

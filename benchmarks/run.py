@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers
 import spill
 import sustained
-from common import MESSAGE, new_logger, percentiles
+from common import MESSAGE, new_logger, percentiles, run_threads
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import EmbeddedRedis, _free_port
@@ -49,22 +49,12 @@ Factory = Callable[[str], "tuple[logging.Handler, Callable[[], None]] | None"]
 
 def _threaded_rate(threads: int, records: int, log_one: Callable[[int], None], finish: Callable[[], None]) -> float:
     per_thread = records // threads
-    gate = threading.Barrier(threads + 1)
 
-    def work() -> None:
-        gate.wait()
+    def work(_thread: int) -> None:
         for number in range(per_thread):
             log_one(number)
 
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    gate.wait()
-    started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    finish()
-    return per_thread * threads / (time.perf_counter() - started)
+    return per_thread * threads / run_threads(threads, work, finish)
 
 
 def _run_once(factory: Factory, threads: int, records: int) -> float | None:

@@ -12,12 +12,11 @@ import logging
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from typing import Any
 
 import peers
-from common import MESSAGE, new_logger, percentiles
+from common import MESSAGE, new_logger, percentiles, run_threads
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._server import _free_port
@@ -27,26 +26,17 @@ BUFFER = 10_000
 
 def _timed_burst(log: logging.Logger, threads: int, per_thread: int) -> tuple[float, list[int]]:
     """Log from *threads* threads at once; records/s over the burst, and every call's duration in ns."""
-    gate = threading.Barrier(threads + 1)
     durations: list[list[int]] = [[] for _ in range(threads)]
 
     def work(thread: int) -> None:
         clock = time.perf_counter_ns
         own = durations[thread]
-        gate.wait()
         for number in range(per_thread):
             started = clock()
             log.info(MESSAGE, "/api/orders", number)
             own.append(clock() - started)
 
-    workers = [threading.Thread(target=work, args=(thread,)) for thread in range(threads)]
-    for worker in workers:
-        worker.start()
-    gate.wait()
-    started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_threads(threads, work)
     return threads * per_thread / elapsed, [duration for own in durations for duration in own]
 
 
