@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._handler import RedisHandler
+from ._log_record import to_log_record
 from ._loguru import LoguruSink
+from ._reader import RedisLogConsumer
 from ._structlog import StructlogProcessor
 
 try:
@@ -13,4 +15,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["LoguruSink", "RedisHandler", "StructlogProcessor", "__version__"]
+__all__ = ["LoguruSink", "RedisHandler", "RedisLogConsumer", "StructlogProcessor", "__version__", "to_log_record"]

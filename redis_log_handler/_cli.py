@@ -13,13 +13,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import redis.exceptions
 
 from ._command import CommandError, UsageError, positive_int, redis_url
+from ._config import MODES
+from ._consume_command import run_consume
 from ._demo import DEMO_DESCRIPTION, MAX_THREADS, run_demo
 from ._diagnostics import describe
+from ._tail import count_argument, level_argument, regex_argument, run_tail, since_argument
 
 __all__ = ["main"]
 
@@ -62,6 +66,60 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo.set_defaults(run=lambda args: run_demo(args.url, args.key, args.threads, args.records))
 
 
+def _add_source(command: argparse.ArgumentParser) -> None:
+    """The options naming what to read: --url, --key, --mode."""
+    command.add_argument(
+        "--url",
+        type=redis_url,
+        default=os.environ.get("REDIS_URL") or None,
+        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379/0)",
+    )
+    command.add_argument("--key", default="logs", help="the stream, list or channel to read (default: %(default)s)")
+    command.add_argument(
+        "--mode", choices=MODES, default="stream", help="how the records were written (default: %(default)s)"
+    )
+
+
+def _add_tail(commands: argparse._SubParsersAction[_Parser]) -> None:
+    tail = commands.add_parser(
+        "tail",
+        help="show the last records (and follow new ones with -f); changes nothing in Redis",
+        description="Show the last records that pass the filters, oldest first, one line each (tracebacks "
+        "indented), and follow new ones with -f. Read-only: nothing is acknowledged, popped or removed. Every "
+        "control character in a record is shown escaped. A channel (--mode pubsub) has no history: tail shows "
+        "what is published from now on, up to -n records if -n is given.",
+    )
+    _add_source(tail)
+    tail.add_argument("-n", "--lines", type=count_argument, help="records to show (default: 10)")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep showing new records until Ctrl-C (streams)")
+    tail.add_argument("--level", type=level_argument, help="minimum level, a name (warning) or a number (30)")
+    tail.add_argument("--logger", help="only this logger and its children (app matches app and app.db)")
+    tail.add_argument("--source", choices=("stdlib", "loguru", "structlog"), help="only records from this source")
+    tail.add_argument("--grep", type=regex_argument, help="only records whose message or traceback match REGEX")
+    tail.add_argument(
+        "--since", type=since_argument, help="only records logged since: 90s, 10m, 2h, 1d, or an ISO time"
+    )
+    tail.add_argument("--json", action="store_true", help="print each record as one line of JSON")
+    tail.set_defaults(run=run_tail)
+
+
+def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
+    consume = commands.add_parser(
+        "consume",
+        help="re-emit every record into a local logging configuration (files, syslog, ...) until SIGTERM",
+        description="Configure logging from FILE (.json or .yaml through dictConfig, .ini or .conf through "
+        "fileConfig), then hand every record read from Redis to logging.getLogger(record's logger).handle(). "
+        "In stream mode the consumers of one group share the work, and an entry is acknowledged only after the "
+        "local handlers returned; entries a dead consumer left pending are claimed after 60 s. Stops on SIGTERM "
+        "or Ctrl-C after the batch in hand, with status 0.",
+    )
+    consume.add_argument("--config", type=Path, required=True, metavar="FILE", help="logging configuration file")
+    _add_source(consume)
+    consume.add_argument("--group", default="redis-log-handler", help="consumer group (default: %(default)s)")
+    consume.add_argument("--name", help="this consumer's name in the group (default: <host>-<pid>)")
+    consume.set_defaults(run=run_consume)
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -69,6 +127,8 @@ def _parser() -> _Parser:
     )
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
+    _add_tail(commands)
+    _add_consume(commands)
     return parser
 
 

@@ -18,10 +18,15 @@ __all__ = [
     "DEFAULT_URL",
     "MODES",
     "OVERFLOW_POLICIES",
+    "Check",
     "ClientFactory",
     "Mode",
     "Overflow",
     "Settings",
+    "check_non_empty",
+    "check_one_of",
+    "check_positive_int",
+    "check_seconds",
     "redact_url",
     "resolve_url",
 ]
@@ -120,7 +125,7 @@ Check = Callable[[str, Any, dict[str, Any]], Any]
 """Validates one parameter: (name, value, every value so far) -> the value to keep, or ValueError."""
 
 
-def _positive_int(name: str, value: object, _: object = None) -> int:
+def check_positive_int(name: str, value: object, _: object = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -131,10 +136,10 @@ def _optional_positive_int(name: str, value: object, values: dict[str, Any]) -> 
         return None
     if values["mode"] == "pubsub":
         raise ValueError(f"{name} applies to stream and list modes, not pubsub, got {value!r}")
-    return _positive_int(name, value)
+    return check_positive_int(name, value)
 
 
-def _seconds(*, allow_zero: bool) -> Check:
+def check_seconds(*, allow_zero: bool) -> Check:
     def check(name: str, value: object, _: object) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
@@ -145,7 +150,7 @@ def _seconds(*, allow_zero: bool) -> Check:
     return check
 
 
-def _one_of(choices: tuple[str, ...]) -> Check:
+def check_one_of(choices: tuple[str, ...]) -> Check:
     def check(name: str, value: object, _: object) -> object:
         if value not in choices:
             raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -164,14 +169,14 @@ def _url(_: str, value: str | None, values: dict[str, Any]) -> str:
     return resolve_url(value) if values["client"] is None else (value or "<client factory>")
 
 
-def _key(name: str, value: object, _: object) -> str:
+def check_non_empty(name: str, value: object, _: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
     return value
 
 
 def _document_bytes(name: str, value: object, _: object) -> int:
-    value = _positive_int(name, value)
+    value = check_positive_int(name, value)
     if value < _MIN_DOCUMENT_BYTES:
         raise ValueError(f"{name} must be at least {_MIN_DOCUMENT_BYTES}, got {value!r}")
     return value
@@ -181,22 +186,22 @@ def _document_bytes(name: str, value: object, _: object) -> int:
 _CHECKS: dict[str, Check] = {
     "client": _client,
     "url": _url,
-    "key": _key,
-    "mode": _one_of(MODES),
+    "key": check_non_empty,
+    "mode": check_one_of(MODES),
     "maxlen": _optional_positive_int,
     "ttl": _optional_positive_int,
-    "overflow": _one_of(OVERFLOW_POLICIES),
+    "overflow": check_one_of(OVERFLOW_POLICIES),
     "max_document_bytes": _document_bytes,
     "fields": lambda _, value, values: _check_fields(value, values["max_document_bytes"]),
-    "batch_size": _positive_int,
-    "flush_interval": _seconds(allow_zero=False),
-    "buffer_size": _positive_int,
-    "block_timeout": _seconds(allow_zero=True),
-    "close_timeout": _seconds(allow_zero=False),
-    "socket_timeout": _seconds(allow_zero=False),
+    "batch_size": check_positive_int,
+    "flush_interval": check_seconds(allow_zero=False),
+    "buffer_size": check_positive_int,
+    "block_timeout": check_seconds(allow_zero=True),
+    "close_timeout": check_seconds(allow_zero=False),
+    "socket_timeout": check_seconds(allow_zero=False),
     "spill_dir": lambda _, value, __: _check_spill_dir(value),
-    "spill_max_bytes": _positive_int,
-    "spill_after": _seconds(allow_zero=True),
+    "spill_max_bytes": check_positive_int,
+    "spill_after": check_seconds(allow_zero=True),
 }
 
 

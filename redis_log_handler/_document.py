@@ -82,12 +82,21 @@ def document_age(document: bytes) -> float | None:
     return max(0.0, time.time() - logged.timestamp())
 
 
-def iso_timestamp(created: float) -> str:
-    """Format a POSIX time as ISO-8601 UTC with microseconds and ``Z``."""
+def iso_timestamp(created: float, msecs: float | None = None) -> str:
+    """Format a POSIX time as ISO-8601 UTC with microseconds and ``Z``.
+
+    With a LogRecord's *msecs*, the milliseconds are exactly those the record
+    formats with (``%(msecs)03d``, ``asctime``), even where the float
+    ``created`` rounds across a millisecond: a consumer rebuilding the record
+    then writes the same line as the producer would have.
+    """
     global _second_cache
     second = int(created)
     micros = round((created - second) * 1_000_000)
-    if micros >= 1_000_000:
+    if msecs is not None:
+        millis = int(msecs)
+        micros = millis * 1000 + min(999, max(0, micros - millis * 1000))
+    elif micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
     cached_second, prefix = _second_cache
@@ -191,7 +200,7 @@ def stdlib_document(record: logging.LogRecord, message: str) -> dict[str, Any]:
     exc_info = record.exc_info
     exception = exception_info(exc_info[0], exc_info[1], record.exc_text) if exc_info and exc_info[0] else None
     return new_document(
-        iso_timestamp(record.created),
+        iso_timestamp(record.created, record.msecs),
         record.levelname,
         record.levelno,
         record.name,

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["BACKEND", "dumps", "json_safe", "safe_str"]
+__all__ = ["BACKEND", "dumps", "json_safe", "loads", "safe_str"]
 
 # Nesting deeper than this is rendered as a string: it bounds the work done on
 # the caller's thread and catches recursive structures without an id() set.
@@ -21,8 +21,21 @@ try:
     # orjson writes NaN as null; json_safe() turns non-finite floats into
     # strings first, so both back-ends produce the same document.
     _dumps = orjson.dumps
+
+    def loads(data: bytes | str) -> Any:
+        """Decode JSON; raises ``ValueError`` on malformed input.
+
+        orjson refuses a lone surrogate escape (``"\\ud800"``), which JSON
+        allows and other producers write: the stdlib parser takes those.
+        """
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return json.loads(data)
+
 except ImportError:  # pragma: no cover - exercised by the no-extras tox env
     BACKEND = "json"
+    loads = json.loads  # type: ignore[assignment]
     _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
     def _dumps(obj: Any) -> bytes:

@@ -62,6 +62,16 @@ def test_no_asyncio_on_the_callers_side(module: str) -> None:
     assert "asyncio" not in imports(module)
 
 
+READER_SIDE = ["_reader", "_reader_config", "_group", "_pop", "_dead_letter", "_recent", "_log_record", "_tail"]
+WRITER_SIDE = {"_handler", "_intake", "_shipper", "_consumer", "_delivery", "_runtime", "_redis", "_spill", "_flush"}
+
+
+@pytest.mark.parametrize("module", READER_SIDE)
+def test_the_reader_side_stands_apart(module: str) -> None:
+    """The reader side shares the schema and the URL checks with the writer, not its runtime or delivery."""
+    assert not package_imports(module) & WRITER_SIDE
+
+
 def test_no_import_cycles() -> None:
     """The package's import graph has no cycle."""
     graph = {path.stem: package_imports(path.stem) for path in PACKAGE.glob("*.py")}

@@ -1,0 +1,274 @@
+"""RedisLogConsumer: the far end, where the records of every producer reach one reader that loses none.
+
+One loop serves both ways to use it. It reads a batch, turns each entry into
+a document (an entry that is not a JSON object goes to the dead-letter stream
+at once), skips the ids it handled recently, and hands each document out: to
+the caller's ``for`` loop (:meth:`RedisLogConsumer.records`) or to the local
+logging configuration (:meth:`RedisLogConsumer.run`). Handled and
+dead-lettered entries are acknowledged in one ``XACK`` before the next read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.exceptions
+
+from ._config import redact_url
+from ._dead_letter import DeadLetters, Poison, parse_entry
+from ._diagnostics import describe, report
+from ._group import Entry, StreamGroup
+from ._log_record import to_log_record
+from ._pop import ChannelListener, ListPopper
+from ._reader_config import ReaderSettings
+from ._recent import RecentIds
+
+__all__ = ["RedisLogConsumer"]
+
+_CONNECT_TIMEOUT = 2.0
+_MAX_BACKOFF = 5.0
+Feed = StreamGroup | ListPopper | ChannelListener
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """One document handed out; ``run`` sets ``error`` when the local handlers raised."""
+
+    document: dict[str, Any]
+    error: BaseException | None = None
+
+
+class RedisLogConsumer:
+    """Read the records that :class:`RedisHandler` writes, from any number of producers, at least once.
+
+    The constructor only checks its arguments (``ValueError`` naming the first
+    bad one); the connection is made on the first read.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str = "logs",
+        mode: str = "stream",
+        group: str = "redis-log-handler",
+        name: str | None = None,
+        start: str = "0",
+        batch_size: int = 500,
+        block: float = 1.0,
+        claim_idle: float = 60.0,
+        dedupe_window: int = 100_000,
+        dead_letter: str | None = None,
+        max_failures: int = 3,
+    ) -> None:
+        self.settings = ReaderSettings.build(
+            url=url,
+            key=key,
+            mode=mode,
+            group=group,
+            name=name,
+            start=start,
+            batch_size=batch_size,
+            block=block,
+            claim_idle=claim_idle,
+            dedupe_window=dedupe_window,
+            dead_letter=dead_letter,
+            max_failures=max_failures,
+        )
+        self._client: redis.Redis | None = None
+        self._feed: Feed | None = None
+        self._recent = RecentIds(self.settings.dedupe_window)
+        names = ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending", "errors")
+        self._counts = dict.fromkeys(names, 0)
+        self._lag: int | None = None
+        assert self.settings.dead_letter is not None
+        self._dead_letters = DeadLetters(self.settings.dead_letter, self.settings.key)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"<RedisLogConsumer {s.mode} {s.key!r} at {redact_url(s.url or '')}>"
+
+    def stats(self) -> dict[str, int | None]:
+        """Counts of entries since this consumer was created, and ``lag`` (entries waiting, None if unknown)."""
+        counts = self._counts
+        return {
+            **{name: counts[name] for name in ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending")},
+            "dead_lettered": self._dead_letters.count,
+            "errors": counts["errors"],
+            "lag": self._lag,
+        }
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Yield schema-1 documents for ever; an entry is acknowledged once the loop asks for the next one.
+
+        If the loop stops (``break``, an exception), the document it was given
+        is not acknowledged: in stream mode it stays pending and is read again,
+        in list mode it and the rest of the popped batch go back to the head of
+        the list.
+        """
+        with contextlib.closing(self._deliveries(None)) as deliveries:
+            for delivery in deliveries:
+                yield delivery.document
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Re-emit every record into the local logging configuration until *stop* is set (or SIGINT/SIGTERM).
+
+        Each document is rebuilt with :func:`to_log_record` and handed to
+        ``logging.getLogger(name).handle``; the entry is acknowledged after the
+        handlers returned. A record whose handlers raise is tried again, up to
+        ``max_failures`` times, then goes to the dead-letter stream. Signal
+        handlers are installed only when called in the main thread; the batch
+        in hand is finished before returning.
+        """
+        stop = stop or threading.Event()
+        with _stop_on_signals(stop), contextlib.closing(self._deliveries(stop)) as deliveries:
+            for delivery in deliveries:
+                record = to_log_record(delivery.document)
+                try:
+                    logging.getLogger(record.name).handle(record)
+                except Exception as exc:
+                    delivery.error = exc
+
+    def close(self) -> None:
+        """Close the connection (a later read opens a new one). Idempotent."""
+        if isinstance(self._feed, ChannelListener):
+            self._feed.close()
+        self._feed = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _deliveries(self, stop: threading.Event | None) -> Generator[_Delivery]:
+        backoff = 0.0
+        unacked: list[str] = []  # handled, but the last XACK failed: sent again before the next read
+        while stop is None or not stop.is_set():
+            try:
+                feed = self._open()
+                self._ack(feed, unacked)
+                unacked = []
+                batch = feed.read()
+                self._lag = feed.lag()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
+                self._counts["errors"] += 1
+                report("consumer-read", f"cannot read from Redis ({describe(exc)}); retrying")
+                self._wait(stop, random.uniform(0, backoff))
+                continue
+            backoff = 0.0
+            self._counts["read"] += len(batch)
+            to_ack: list[str] = []
+            done = 0
+            try:
+                for entry in batch:
+                    yield from self._deliver(entry, to_ack)
+                    done += 1
+            finally:
+                # Also when the loop stops inside the batch: what was handled is
+                # acknowledged, the rest (from the entry in hand) given back.
+                unacked = self._finish(feed, to_ack, batch[done:])
+
+    def _deliver(self, entry: Entry, to_ack: list[str]) -> Generator[_Delivery]:
+        document = parse_entry(entry)
+        if isinstance(document, Poison):
+            self._dead(entry, document.reason, to_ack)
+            return
+        record_id = document.get("id")
+        if self._recent.seen(record_id):
+            self._counts["duplicates"] += 1
+        else:
+            for _ in range(self.settings.max_failures):
+                delivery = _Delivery(document)
+                yield delivery
+                if delivery.error is None:
+                    break
+                self._counts["errors"] += 1
+                report("consumer-handler", f"a local handler failed on {record_id!r} ({describe(delivery.error)})")
+            else:
+                assert delivery.error is not None
+                failures = self.settings.max_failures
+                self._dead(entry, f"local handlers failed {failures} times, last: {describe(delivery.error)}", to_ack)
+                return
+            self._recent.add(record_id)
+            self._counts["handled"] += 1
+        if entry[0] is not None:
+            to_ack.append(entry[0])
+
+    def _ack(self, feed: Feed, ids: list[str]) -> None:
+        if ids:
+            feed.ack(ids)
+            self._counts["acked"] += len(ids)
+
+    def _finish(self, feed: Feed, to_ack: list[str], unhandled: list[Entry]) -> list[str]:
+        """Acknowledge *to_ack* and give *unhandled* back; returns the ids still to acknowledge if Redis failed."""
+        try:
+            self._ack(feed, to_ack)
+        except redis.exceptions.RedisError as exc:
+            self._counts["errors"] += 1
+            report("consumer-ack", f"cannot acknowledge {len(to_ack)} entries ({describe(exc)}); retrying")
+            return to_ack
+        finally:
+            try:
+                feed.give_back(unhandled)
+            except redis.exceptions.RedisError as exc:
+                self._counts["errors"] += 1
+                report("consumer-give-back", f"cannot give back {len(unhandled)} unhandled entries ({describe(exc)})")
+        return []
+
+    def _dead(self, entry: Entry, reason: str, to_ack: list[str]) -> None:
+        """Send *entry* to the dead-letter stream, then acknowledge it (if that write failed, it stays pending)."""
+        assert self._client is not None
+        try:
+            self._dead_letters.add(self._client, entry, reason)
+        except redis.exceptions.RedisError as exc:
+            self._counts["errors"] += 1
+            report("consumer-dead-letter", f"cannot write to {self.settings.dead_letter!r} ({describe(exc)})")
+            return
+        if entry[0] is not None:
+            to_ack.append(entry[0])
+
+    def _open(self) -> Feed:
+        if self._feed is not None:
+            return self._feed
+        s = self.settings
+        assert s.url is not None
+        self._client = redis.Redis.from_url(
+            s.url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=s.block + 10.0
+        )
+        feed: Feed
+        if s.mode == "stream":
+            feed = StreamGroup(self._client, s, self._counts)
+        elif s.mode == "list":
+            feed = ListPopper(self._client, s)
+        else:
+            feed = ChannelListener(self._client, s)
+        self._feed = feed
+        return feed
+
+    @staticmethod
+    def _wait(stop: threading.Event | None, seconds: float) -> None:
+        if stop is None:
+            time.sleep(seconds)
+        else:
+            stop.wait(seconds)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set *stop* on SIGINT and SIGTERM while the block runs, when in the main thread (else do nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -1,0 +1,218 @@
+"""The ``tail`` command: show the last records, and follow new ones, without changing anything in Redis.
+
+A stream is read with ``XREVRANGE`` from the newest entry backwards, a chunk
+at a time, until ``-n`` records passed the filters (so ``-n 100`` on a stream
+of a million entries reads about 100 entries when nothing is filtered out),
+then followed with ``XREAD`` (no consumer group: nothing is acknowledged). A
+list is read with ``LRANGE`` from its tail backwards; nothing is popped. A
+channel has no history: ``tail`` subscribes and shows what is published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+import redis
+
+from ._command import UsageError, connect
+from ._dead_letter import Poison, parse_entry
+from ._document import iso_timestamp, normalize_level
+from ._group import Entry
+from ._tail_format import RecordFilter, escape, json_line, text_lines
+
+__all__ = ["count_argument", "level_argument", "regex_argument", "run_tail", "since_argument"]
+
+_CHUNK = 1000  # entries per read when walking back through a stream or list
+_FOLLOW_BLOCK_MS = 1000
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def count_argument(text: str) -> int:
+    """An argparse type: a number of records, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def level_argument(text: str) -> int:
+    """An argparse type: a level name (``warning``, ``WARN``) or number, as a level number."""
+    if text.isdigit():
+        return int(text)
+    name, number = normalize_level(text)
+    if number == 0 and name != "NOTSET":
+        raise argparse.ArgumentTypeError(f"must be a level name or number, got {text!r}")
+    return number
+
+
+def since_argument(text: str) -> float:
+    """An argparse type: ``90s``, ``10m``, ``2h``, ``1d`` ago, or an ISO-8601 time; returns a POSIX time."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match:
+        return time.time() - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration like 10m, 2h, 1d or an ISO-8601 time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a time without a zone is local time, as the user reads it
+    return moment.timestamp()
+
+
+def regex_argument(text: str) -> re.Pattern[str]:
+    """An argparse type: a regular expression."""
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"must be a regular expression ({exc}), got {text!r}") from None
+
+
+class _Printer:
+    """Prints records that pass the filter, as text lines or JSON, and counts them."""
+
+    def __init__(self, record_filter: RecordFilter, as_json: bool, out: TextIO) -> None:
+        self._filter = record_filter
+        self._json = as_json
+        self._out = out
+        self._colour = not as_json and out.isatty() and not os.environ.get("NO_COLOR")
+
+    def lines(self, entry: Entry) -> list[str] | None:
+        """The lines to print for *entry*, or None if it does not pass the filters."""
+        document = parse_entry(entry)
+        if isinstance(document, Poison):
+            if self._filter.active or self._json:
+                return None
+            return [f"? {escape(entry[0] or '')} not a log record: {escape(document.reason)}"]
+        if not self._filter(document):
+            return None
+        return [json_line(document)] if self._json else text_lines(document, colour=self._colour)
+
+    def show(self, lines: list[str], *, flush: bool = False) -> None:
+        self._out.write("".join(f"{line}\n" for line in lines))
+        if flush:
+            self._out.flush()
+
+
+_Lines = Callable[[Entry], list[str] | None]
+
+
+def _last_in_stream(
+    client: redis.Redis, key: str, count: int, since_ms: int, lines_of: _Lines
+) -> tuple[list[Any], str]:
+    """The lines of the last *count* entries that pass, oldest first, and the id to follow from."""
+    found: list[Any] = []
+    newest = "0-0"
+    upper, lower = "+", f"{since_ms}-0" if since_ms else "-"
+    while len(found) < count:
+        chunk: Any = client.xrevrange(key, upper, lower, count=min(_CHUNK, max(100, count - len(found))))
+        if not chunk:
+            break
+        if newest == "0-0":
+            newest = chunk[0][0].decode()
+        for entry_id, fields in chunk:
+            lines = lines_of((entry_id.decode(), fields))
+            if lines is not None:
+                found.append(lines)
+                if len(found) == count:
+                    break
+        upper = f"({chunk[-1][0].decode()}"  # exclusive: the next chunk starts below this one
+    if newest == "0-0":  # -n 0, or nothing since --since: follow from the newest entry all the same
+        last: Any = client.xrevrange(key, "+", "-", count=1)
+        newest = last[0][0].decode() if last else "0-0"
+    found.reverse()
+    return found, newest
+
+
+def _follow_stream(client: redis.Redis, key: str, after: str) -> Iterator[Entry]:
+    while True:
+        reply: Any = client.xread({key: after}, block=_FOLLOW_BLOCK_MS, count=_CHUNK)
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                after = entry_id.decode()
+                yield after, fields
+
+
+def _last_in_list(client: redis.Redis, key: str, count: int, lines_of: _Lines) -> list[Any]:
+    """The lines of the last *count* elements that pass, oldest first (the handler pushes to the tail)."""
+    found: list[Any] = []
+    end = -1
+    while len(found) < count:
+        chunk: Any = client.lrange(key, end - _CHUNK + 1, end)
+        if not chunk:
+            break
+        for element in reversed(chunk):
+            lines = lines_of((None, element))
+            if lines is not None:
+                found.append(lines)
+                if len(found) == count:
+                    break
+        end -= _CHUNK
+    found.reverse()
+    return found
+
+
+def _channel(client: redis.Redis, key: str) -> Iterator[Entry]:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(key)
+    while True:
+        message = pubsub.get_message(timeout=_FOLLOW_BLOCK_MS / 1000)
+        if message is not None:
+            yield None, message["data"]
+
+
+def _show_new(printer: _Printer, entries: Iterator[Entry], limit: int | None) -> None:
+    shown = 0
+    for entry in entries:
+        if limit is not None and shown >= limit:
+            return
+        lines = printer.lines(entry)
+        if lines is not None:
+            printer.show(lines, flush=True)
+            shown += 1
+
+
+def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print the last records of ``arguments.key`` (and follow it with ``-f``); returns the exit status."""
+    if out is None:
+        out = sys.stdout
+        if isinstance(out, io.TextIOWrapper):
+            out.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character gets an escape
+    if arguments.follow and arguments.mode == "list":
+        raise UsageError("-f cannot follow a list (consumers popping it move every index); use stream mode")
+    since = arguments.since
+    record_filter = RecordFilter(
+        min_levelno=arguments.level,
+        logger=arguments.logger,
+        source=arguments.source,
+        pattern=arguments.grep,
+        since=iso_timestamp(since) if since is not None else None,
+    )
+    printer = _Printer(record_filter, arguments.json, out)
+    count = 10 if arguments.lines is None else arguments.lines
+    client = connect(arguments.url)
+    try:
+        if arguments.mode == "pubsub":  # no history: what is published from now on, up to -n records if given
+            _show_new(printer, _channel(client, arguments.key), arguments.lines)
+        elif arguments.mode == "list":
+            for lines in _last_in_list(client, arguments.key, count, printer.lines):
+                printer.show(lines)
+        else:
+            since_ms = int(since * 1000) if since is not None else 0
+            last, newest = _last_in_stream(client, arguments.key, count, since_ms, printer.lines)
+            for lines in last:
+                printer.show(lines)
+            if arguments.follow:
+                out.flush()
+                _show_new(printer, _follow_stream(client, arguments.key, newest), None)
+    finally:
+        client.close()
+    return 0
