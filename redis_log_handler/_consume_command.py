@@ -54,9 +54,27 @@ def configure_logging(path: Path) -> None:
         raise UsageError(f"cannot configure logging from {str(path)!r} ({type(exc).__name__}: {exc})") from None
 
 
+def _keep_redis_py_to_stderr() -> None:
+    """Send redis-py's own log records to stderr, not into the re-emitted records, unless the file configures them.
+
+    The consumer's client logs through the ``redis`` loggers (at DEBUG on
+    every connection, for one): with a root logger at DEBUG they would land
+    among the producers' records in the files this command writes.
+    """
+    redis_logger = logging.getLogger("redis")
+    if redis_logger.handlers or not redis_logger.propagate or redis_logger.level != logging.NOTSET:
+        return
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("redis-log-handler consume: %(name)s: %(message)s"))
+    redis_logger.addHandler(stderr)
+    redis_logger.setLevel(logging.WARNING)
+    redis_logger.propagate = False
+
+
 def run_consume(arguments: argparse.Namespace) -> int:
     """Configure logging, check the server, and run a consumer until SIGTERM or SIGINT; returns the exit status."""
     configure_logging(arguments.config)
+    _keep_redis_py_to_stderr()
     consumer = RedisLogConsumer(
         url=arguments.url,
         key=arguments.key,
