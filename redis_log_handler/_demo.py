@@ -22,6 +22,7 @@ from ._handler import RedisHandler
 from ._loguru import LoguruSink
 from ._server import EmbeddedRedis
 from ._structlog import StructlogProcessor
+from ._tail import print_last
 
 __all__ = ["DEMO_DESCRIPTION", "MAX_THREADS", "run_demo"]
 
@@ -32,6 +33,7 @@ DEMO_DESCRIPTION = (
 MAX_THREADS = 1000
 # Every demo document carries this static field: it is how the demo recognises an earlier demo's stream.
 _DEMO_FIELDS = {"service": "redis-log-handler-demo"}
+_TAIL_LINES = 5  # records shown at the end, through tail
 _KEY_TTL = 3600  # seconds: the demo's stream expires an hour after its last write
 _LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
 
@@ -240,6 +242,9 @@ def _log_and_summarise(client: redis.Redis, url: str, key: str, threads: int, re
 
     total, levels, sources = _read_back(client, key)
     _print_summary(stats, total, levels, sources, logged, elapsed, delivered)
+    print()
+    print(f"The last {_TAIL_LINES} records, as 'redis-log-handler tail --key {key} -n {_TAIL_LINES}' shows them:")
+    print_last(client, key, _TAIL_LINES, sys.stdout)
     return 0 if delivered and total == stats["written"] else 1
 
 

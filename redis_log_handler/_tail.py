@@ -28,7 +28,7 @@ from ._document import iso_timestamp, normalize_level
 from ._group import Entry
 from ._tail_format import RecordFilter, escape, json_line, text_lines
 
-__all__ = ["count_argument", "level_argument", "regex_argument", "run_tail", "since_argument"]
+__all__ = ["count_argument", "level_argument", "print_last", "regex_argument", "run_tail", "since_argument"]
 
 _CHUNK = 1000  # entries per read when walking back through a stream or list
 _FOLLOW_BLOCK_MS = 1000
@@ -79,11 +79,13 @@ def regex_argument(text: str) -> re.Pattern[str]:
 class _Printer:
     """Prints records that pass the filter, as text lines or JSON, and counts them."""
 
-    def __init__(self, record_filter: RecordFilter, as_json: bool, out: TextIO) -> None:
+    def __init__(self, record_filter: RecordFilter, as_json: bool, out: TextIO, *, colour: bool | None = None) -> None:
         self._filter = record_filter
         self._json = as_json
         self._out = out
-        self._colour = not as_json and out.isatty() and not os.environ.get("NO_COLOR")
+        if colour is None:
+            colour = not as_json and out.isatty() and not os.environ.get("NO_COLOR")
+        self._colour = colour
 
     def lines(self, entry: Entry) -> list[str] | None:
         """The lines to print for *entry*, or None if it does not pass the filters."""
@@ -178,6 +180,13 @@ def _show_new(printer: _Printer, entries: Iterator[Entry], limit: int | None) ->
         if lines is not None:
             printer.show(lines, flush=True)
             shown += 1
+
+
+def print_last(client: redis.Redis, key: str, count: int, out: TextIO) -> None:
+    """Print the last *count* records of the stream *key* as ``tail -n`` does, unfiltered and without colour."""
+    printer = _Printer(RecordFilter(), as_json=False, out=out, colour=False)
+    for lines in _last_in_stream(client, key, count, 0, printer.lines)[0]:
+        printer.show(lines)
 
 
 def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -136,6 +136,11 @@ class TestDemo:
         assert 0 < client.ttl(key[1]) <= 3600
         assert "everything delivered  : yes" in result.stdout
         assert result.stderr == ""
+        heading = f"The last 5 records, as 'redis-log-handler tail --key {key[1]} -n 5' shows them:\n"
+        shown = result.stdout.split(heading)
+        assert [line.rsplit(": ", 1)[1] for line in shown[1].splitlines()] == [
+            document["message"] for document in documents[-5:]
+        ]
 
     def test_more_threads_than_records(self, redis_server: EmbeddedRedis, client: redis.Redis) -> None:
         """Seven records from eight threads are seven records."""
