@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from ._document import iso_timestamp
-from ._group import Entry
+from ._entries import Entry
 from ._json import loads
 
 __all__ = ["DeadLetters", "Poison", "parse_entry"]
@@ -35,19 +35,21 @@ class Poison:
 def _payload(entry: Entry) -> Any:
     """A stream entry's ``data`` field, or a list element or channel message as is (None if missing)."""
     payload = entry[1]
-    return payload.get(b"data") if isinstance(payload, dict) else payload
+    return payload.get(b"data") if type(payload) is dict else payload
 
 
 def parse_entry(entry: Entry) -> dict[str, Any] | Poison:
     """The document in *entry*, or :class:`Poison` saying why there is none."""
-    payload = _payload(entry)
+    payload = entry[1]
+    if type(payload) is dict:
+        payload = payload.get(b"data")
     if payload is None:
         return Poison("the entry has no 'data' field")
     try:
         document = loads(payload)
     except ValueError as exc:
         return Poison(f"the payload is not JSON ({exc})")
-    if not isinstance(document, dict):
+    if type(document) is not dict:
         return Poison(f"the payload is JSON but not an object (a {type(document).__name__})")
     return document
 

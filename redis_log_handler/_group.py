@@ -26,12 +26,11 @@ from typing import Any
 import redis
 import redis.exceptions
 
+from ._entries import Entry, EntryId, raw_reply, stream_entries
+from ._prefetch import NewEntries
 from ._reader_config import ReaderSettings
 
-__all__ = ["Entry", "StreamGroup"]
-
-Entry = tuple[str | None, Any]
-"""An entry's id (None where the source has none) and its payload: stream fields, or one list/channel element."""
+__all__ = ["StreamGroup"]
 
 _LAG_REFRESH = 1.0  # seconds between two XINFO GROUPS calls for stats()["lag"]
 
@@ -46,31 +45,33 @@ class StreamGroup:
     def __init__(self, client: redis.Redis, settings: ReaderSettings, counts: dict[str, int]) -> None:
         assert settings.name is not None
         self._client = client
+        client.set_response_callback("XREADGROUP", raw_reply)  # the consumer's own client: see _stream_entries
         self._settings = settings
         self._name = settings.name
         self._group_ready = False
-        self._history: str | None = "0"  # next id to read this consumer's pending entries from; None: caught up
+        self._history: EntryId | None = "0"  # next id to read this consumer's pending entries from; None: caught up
         self._claim_cursor: str | None = "0-0"  # None: no claim pass running
         self._next_claim = 0.0
         self._next_lag = 0.0
         self._counts = counts  # the consumer's: "claimed" and "deleted_pending" outlive a reconnection
         self._lag: int | None = None
+        self._new = NewEntries(client, settings)
 
-    def read(self) -> list[Entry]:
-        """The next batch of entries to handle (empty when none came within ``block``)."""
+    def read(self, ack: list[EntryId]) -> list[Entry]:
+        """Acknowledge *ack*, then return the next batch of entries to handle (empty if none came within ``block``)."""
         if not self._group_ready:
             self._create_group()
         try:
-            return self._next_batch()
-        except redis.exceptions.ResponseError as exc:
-            if not str(exc).startswith("NOGROUP"):
+            return self._next_batch(ack)
+        except redis.exceptions.RedisError as exc:
+            self._history = "0"  # a batch read ahead may be pending for this consumer, unseen
+            if not isinstance(exc, redis.exceptions.ResponseError) or not str(exc).startswith("NOGROUP"):
                 raise
             # The stream was deleted (or expired) with its group: start again on the new one.
             self._group_ready = False
-            self._history = "0"
             return []
 
-    def ack(self, ids: list[str]) -> None:
+    def ack(self, ids: list[EntryId]) -> None:
         """Acknowledge handled (or dead-lettered) entries: they leave the pending list."""
         if ids:
             self._client.xack(self._settings.key, self._settings.group, *ids)
@@ -78,6 +79,11 @@ class StreamGroup:
     def give_back(self, entries: list[Entry]) -> None:
         """Entries read but not handled stay pending: read them again from history next time."""
         if entries:
+            self._history = "0"
+
+    def stop(self) -> None:
+        """The loop stopped: settle the connection that reads ahead (a batch read ahead stays pending)."""
+        if self._new.stop():
             self._history = "0"
 
     def lag(self) -> int | None:
@@ -101,10 +107,14 @@ class StreamGroup:
                 raise
         self._group_ready = True
 
-    def _next_batch(self) -> list[Entry]:
+    def _next_batch(self, ack: list[EntryId]) -> list[Entry]:
         now = time.monotonic()
         if self._claim_cursor is None and now >= self._next_claim:
             self._claim_cursor = "0-0"
+        if self._claim_cursor is not None or self._history is not None:
+            self.stop()  # claims and history first: a batch read ahead is then read from history
+            self.ack(ack)
+            ack = []
         if self._claim_cursor is not None:
             claimed = self._claim_step()
             if claimed:
@@ -113,7 +123,7 @@ class StreamGroup:
             history = self._read_history()
             if history:
                 return history
-        return self._read(">", block=True)
+        return self._new.read(ack)
 
     def _claim_step(self) -> list[Entry]:
         settings = self._settings
@@ -140,7 +150,7 @@ class StreamGroup:
 
     def _read_history(self) -> list[Entry]:
         assert self._history is not None
-        entries = self._read(self._history, block=False)
+        entries = self._read_pending(self._history)
         if not entries:
             self._history = None
             return []
@@ -148,31 +158,25 @@ class StreamGroup:
         self._history = last if last is not None else None
         return self._without_deleted(entries)
 
-    def _read(self, start: str, *, block: bool) -> list[Entry]:
+    def _read_pending(self, start: EntryId) -> list[Entry]:
+        """This consumer's pending entries after *start* (XREADGROUP with an id: history, never blocks)."""
         settings = self._settings
         reply: Any = self._client.xreadgroup(
-            settings.group,
-            self._name,
-            {settings.key: start},
-            count=settings.batch_size,
-            block=int(settings.block * 1000) if block else None,
+            settings.group, self._name, {settings.key: start}, count=settings.batch_size
         )
-        if not reply:
-            return []
-        _, entries = reply[0]
-        return [(_text(entry_id), fields) for entry_id, fields in entries if entry_id is not None]
+        return stream_entries(reply)
 
     def _without_deleted(self, entries: list[Any]) -> list[Entry]:
         """Drop (and acknowledge) entries that were trimmed while pending: they come back without fields."""
         live: list[Entry] = []
-        gone: list[str] = []
+        gone: list[EntryId] = []
         for entry_id, fields in entries:
             if entry_id is None:  # a Redis 6.2 XAUTOCLAIM tombstone without an id
                 continue
             if fields:
-                live.append((_text(entry_id), fields))
+                live.append((entry_id, fields))
             else:
-                gone.append(_text(entry_id))
+                gone.append(entry_id)
         if gone:
             self.ack(gone)
             self._counts["deleted_pending"] += len(gone)

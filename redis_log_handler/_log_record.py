@@ -9,6 +9,7 @@ appends as it appends a traceback it formatted itself.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -21,10 +22,41 @@ __all__ = ["to_log_record"]
 # left out (``Logger.makeRecord`` refuses such extras with a KeyError).
 _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+# The handler writes "YYYY-MM-DDTHH:MM:SS.ffffffZ": the seconds part is parsed
+# once per second of records (a consumer reads them in time order).
+_HANDLER_TIMESTAMP_LENGTH = 27
+_second_cache: tuple[str, int] = ("", 0)
 
 
 def _time(timestamp: object) -> tuple[float, float]:
     """``created`` and ``msecs`` from an ISO-8601 ``@timestamp`` (now, for a missing or unreadable one)."""
+    global _second_cache
+    if (
+        type(timestamp) is str
+        and len(timestamp) == _HANDLER_TIMESTAMP_LENGTH
+        and timestamp[19] == "."
+        and timestamp[26] == "Z"
+        and timestamp[20:26].isdigit()
+    ):
+        prefix, micros = timestamp[:19], int(timestamp[20:26])
+        cached, second = _second_cache
+        if cached != prefix:
+            second = _whole_seconds(prefix + "Z")
+            _second_cache = (prefix, second)
+        if second >= 0:
+            return second + micros / 1_000_000, float(micros // 1000)
+    return _parsed_time(timestamp)
+
+
+def _whole_seconds(timestamp: str) -> int:
+    """Seconds since the epoch of an ISO-8601 time without fraction, or -1 if it is not one."""
+    try:
+        return int((datetime.datetime.fromisoformat(timestamp) - _EPOCH).total_seconds())
+    except ValueError:
+        return -1
+
+
+def _parsed_time(timestamp: object) -> tuple[float, float]:
     try:
         moment = datetime.datetime.fromisoformat(timestamp)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -36,12 +68,21 @@ def _time(timestamp: object) -> tuple[float, float]:
     return micros / 1_000_000, float(micros % 1_000_000 // 1000)
 
 
-def _int_or(value: object, default: int | None) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+@functools.lru_cache(maxsize=1024)
+def _file_and_module(pathname: str) -> tuple[str, str]:
+    filename = os.path.basename(pathname)
+    return filename, os.path.splitext(filename)[0] or "unknown"
 
 
-def _str_or(value: object, default: str | None) -> str | None:
-    return value if isinstance(value, str) else default
+def _new_record(attributes: dict[str, Any]) -> logging.LogRecord:
+    """A LogRecord with exactly *attributes*, through the record factory if the application set one."""
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        # LogRecord.__init__ would look up the time, thread and process of
+        # this process only for them to be overwritten.
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        record.__dict__ = attributes
+        return record
+    return logging.makeLogRecord(attributes)
 
 
 def to_log_record(document: Mapping[str, Any]) -> logging.LogRecord:
@@ -54,40 +95,51 @@ def to_log_record(document: Mapping[str, Any]) -> logging.LogRecord:
     that are missing or of the wrong type fall back to what ``LogRecord`` uses
     for an unknown value, so any JSON object rebuilds.
     """
-    created, msecs = _time(document.get("@timestamp"))
-    levelno = _int_or(document.get("levelno"), logging.NOTSET)
-    assert levelno is not None
-    levelname = _str_or(document.get("level"), None) or logging.getLevelName(levelno)
-    pathname = _str_or(document.get("file"), None) or ""
-    filename = os.path.basename(pathname)
-    exception = document.get("exception")
-    traceback_text = exception.get("traceback") if isinstance(exception, Mapping) else None
+    get = document.get
+    created, msecs = _time(get("@timestamp"))
+    levelno = get("levelno")
+    if type(levelno) is not int:
+        levelno = logging.NOTSET
+    levelname = get("level")
+    if type(levelname) is not str:
+        levelname = logging.getLevelName(levelno)
+    pathname = get("file")
+    if type(pathname) is not str:
+        pathname = ""
+    filename, module = _file_and_module(pathname)
+    exception = get("exception")
+    traceback_text = exception.get("traceback") if type(exception) is dict else None
+    # Unrolled, with type() checks: this runs once per record on the consumer's only thread.
     attributes: dict[str, Any] = {
-        "name": _str_or(document.get("logger"), None) or "root",
-        "msg": document.get("message", ""),
+        "name": name if type(name := get("logger")) is str and name else "root",
+        "msg": get("message", ""),
         "args": (),
         "levelname": levelname,
         "levelno": levelno,
         "pathname": pathname,
         "filename": filename,
-        "module": _str_or(document.get("module"), None) or os.path.splitext(filename)[0] or "unknown",
+        "module": given if type(given := get("module")) is str and given else module,
         "exc_info": None,
-        "exc_text": traceback_text if isinstance(traceback_text, str) and traceback_text else None,
-        "stack_info": _str_or(document.get("stack"), None),
-        "lineno": _int_or(document.get("line"), 0),
-        "funcName": _str_or(document.get("function"), None),
+        "exc_text": traceback_text if type(traceback_text) is str and traceback_text else None,
+        "stack_info": stack if type(stack := get("stack")) is str else None,
+        "lineno": line if type(line := get("line")) is int else 0,
+        "funcName": function if type(function := get("function")) is str else None,
         "created": created,
         "msecs": msecs,
-        "relativeCreated": (created - logging._startTime) * 1000,  # type: ignore[attr-defined]
-        "thread": _int_or(document.get("thread"), None),
-        "threadName": _str_or(document.get("thread_name"), None),
-        "processName": _str_or(document.get("process_name"), None),
-        "process": _int_or(document.get("process"), None),
+        "relativeCreated": (created - _START_TIME) * 1000,
+        "thread": thread if type(thread := get("thread")) is int else None,
+        "threadName": thread_name if type(thread_name := get("thread_name")) is str else None,
+        "processName": process_name if type(process_name := get("process_name")) is str else None,
+        "process": process if type(process := get("process")) is int else None,
         "taskName": None,
     }
-    extra = document.get("extra")
-    if isinstance(extra, Mapping):
+    extra = get("extra")
+    if extra and type(extra) is dict:
         attributes.update((name, value) for name, value in extra.items() if name not in _RESERVED)
-    for name in ("source", "host", "id"):
-        attributes[name] = document.get(name)
-    return logging.makeLogRecord(attributes)
+    attributes["source"] = get("source")
+    attributes["host"] = get("host")
+    attributes["id"] = get("id")
+    return _new_record(attributes)
+
+
+_START_TIME: float = logging._startTime  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from ._group import Entry
+from ._entries import Entry, EntryId
 from ._reader_config import ReaderSettings
 
 __all__ = ["ChannelListener", "ListPopper"]
@@ -24,7 +24,7 @@ class ListPopper:
         self._client = client
         self._settings = settings
 
-    def read(self) -> list[Entry]:
+    def read(self, ack: list[EntryId]) -> list[Entry]:
         """Pop up to ``batch_size`` elements atomically, waiting up to ``block`` seconds for the first."""
         key, count = self._settings.key, self._settings.batch_size
         popped: Any = self._client.lpop(key, count)
@@ -37,13 +37,16 @@ class ListPopper:
                 popped += self._client.lpop(key, count - 1) or []
         return [(None, element) for element in popped]
 
-    def ack(self, ids: list[str]) -> None:
+    def ack(self, ids: list[EntryId]) -> None:
         """Nothing to acknowledge: a popped element is already gone from Redis."""
 
     def give_back(self, entries: list[Entry]) -> None:
         """Push elements popped but not handled back to the head of the list, in their order."""
         if entries:
             self._client.lpush(self._settings.key, *[element for _, element in reversed(entries)])
+
+    def stop(self) -> None:
+        """Nothing to settle when the loop stops."""
 
     def lag(self) -> int | None:
         """The elements still in the list."""
@@ -57,7 +60,7 @@ class ChannelListener:
         self._settings = settings
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
 
-    def read(self) -> list[Entry]:
+    def read(self, ack: list[EntryId]) -> list[Entry]:
         """The messages received so far, up to ``batch_size``, waiting up to ``block`` seconds for the first."""
         if not self._pubsub.subscribed:
             self._pubsub.subscribe(self._settings.key)
@@ -71,11 +74,14 @@ class ChannelListener:
             timeout = 0.0
         return batch
 
-    def ack(self, ids: list[str]) -> None:
+    def ack(self, ids: list[EntryId]) -> None:
         """Nothing to acknowledge: Pub/Sub keeps nothing."""
 
     def give_back(self, entries: list[Entry]) -> None:
         """Nothing can be given back: a message not handled is lost, as for any Pub/Sub subscriber."""
+
+    def stop(self) -> None:
+        """Nothing to settle when the loop stops (the subscription lasts until close)."""
 
     def lag(self) -> int | None:
         """None: no backlog can be measured on a channel."""

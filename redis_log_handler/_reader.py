@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -26,7 +26,8 @@ import redis.exceptions
 from ._config import redact_url
 from ._dead_letter import DeadLetters, Poison, parse_entry
 from ._diagnostics import describe, report
-from ._group import Entry, StreamGroup
+from ._entries import Entry, EntryId
+from ._group import StreamGroup
 from ._log_record import to_log_record
 from ._pop import ChannelListener, ListPopper
 from ._reader_config import ReaderSettings
@@ -40,11 +41,12 @@ Feed = StreamGroup | ListPopper | ChannelListener
 
 
 @dataclass(slots=True)
-class _Delivery:
-    """One document handed out; ``run`` sets ``error`` when the local handlers raised."""
+class _Batch:
+    """Entries read in one call; the loop over them counts those it is done with and collects ids to acknowledge."""
 
-    document: dict[str, Any]
-    error: BaseException | None = None
+    entries: list[Entry]
+    done: int = 0
+    to_ack: list[EntryId] = field(default_factory=list)
 
 
 class RedisLogConsumer:
@@ -114,9 +116,14 @@ class RedisLogConsumer:
         in list mode it and the rest of the popped batch go back to the head of
         the list.
         """
-        with contextlib.closing(self._deliveries(None)) as deliveries:
-            for delivery in deliveries:
-                yield delivery.document
+        with contextlib.closing(self._batches(None)) as batches:
+            for batch in batches:
+                for entry in batch.entries:
+                    document = self._admit(entry, batch)
+                    if document is not None:
+                        yield document
+                        self._handled(entry, document, batch)
+                    batch.done += 1
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Re-emit every record into the local logging configuration until *stop* is set (or SIGINT/SIGTERM).
@@ -129,13 +136,14 @@ class RedisLogConsumer:
         in hand is finished before returning.
         """
         stop = stop or threading.Event()
-        with _stop_on_signals(stop), contextlib.closing(self._deliveries(stop)) as deliveries:
-            for delivery in deliveries:
-                record = to_log_record(delivery.document)
-                try:
-                    logging.getLogger(record.name).handle(record)
-                except Exception as exc:
-                    delivery.error = exc
+        loggers: dict[str, logging.Logger] = {}  # getLogger takes a lock on every call
+        with _stop_on_signals(stop), contextlib.closing(self._batches(stop)) as batches:
+            for batch in batches:
+                for entry in batch.entries:
+                    document = self._admit(entry, batch)
+                    if document is not None:
+                        self._reemit(entry, document, batch, loggers)
+                    batch.done += 1
 
     def close(self) -> None:
         """Close the connection (a later read opens a new one). Idempotent."""
@@ -146,83 +154,110 @@ class RedisLogConsumer:
             self._client.close()
             self._client = None
 
-    def _deliveries(self, stop: threading.Event | None) -> Generator[_Delivery]:
+    def _batches(self, stop: threading.Event | None) -> Generator[_Batch]:
+        """Read batches until *stop* is set, riding out connection failures.
+
+        The entries a batch's loop handled are acknowledged with the next read
+        (one round trip for both, where the source allows), or at once when
+        the loop stops; entries it did not get to are given back.
+        """
         backoff = 0.0
-        unacked: list[str] = []  # handled, but the last XACK failed: sent again before the next read
-        while stop is None or not stop.is_set():
-            try:
-                feed = self._open()
-                self._ack(feed, unacked)
-                unacked = []
-                batch = feed.read()
-                self._lag = feed.lag()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
-                self._counts["errors"] += 1
-                report("consumer-read", f"cannot read from Redis ({describe(exc)}); retrying")
-                self._wait(stop, random.uniform(0, backoff))
-                continue
-            backoff = 0.0
-            self._counts["read"] += len(batch)
-            to_ack: list[str] = []
-            done = 0
-            try:
-                for entry in batch:
-                    yield from self._deliver(entry, to_ack)
-                    done += 1
-            finally:
-                # Also when the loop stops inside the batch: what was handled is
-                # acknowledged, the rest (from the entry in hand) given back.
-                unacked = self._finish(feed, to_ack, batch[done:])
-
-    def _deliver(self, entry: Entry, to_ack: list[str]) -> Generator[_Delivery]:
-        document = parse_entry(entry)
-        if isinstance(document, Poison):
-            self._dead(entry, document.reason, to_ack)
-            return
-        record_id = document.get("id")
-        if self._recent.seen(record_id):
-            self._counts["duplicates"] += 1
-        else:
-            for _ in range(self.settings.max_failures):
-                delivery = _Delivery(document)
-                yield delivery
-                if delivery.error is None:
-                    break
-                self._counts["errors"] += 1
-                report("consumer-handler", f"a local handler failed on {record_id!r} ({describe(delivery.error)})")
-            else:
-                assert delivery.error is not None
-                failures = self.settings.max_failures
-                self._dead(entry, f"local handlers failed {failures} times, last: {describe(delivery.error)}", to_ack)
-                return
-            self._recent.add(record_id)
-            self._counts["handled"] += 1
-        if entry[0] is not None:
-            to_ack.append(entry[0])
-
-    def _ack(self, feed: Feed, ids: list[str]) -> None:
-        if ids:
-            feed.ack(ids)
-            self._counts["acked"] += len(ids)
-
-    def _finish(self, feed: Feed, to_ack: list[str], unhandled: list[Entry]) -> list[str]:
-        """Acknowledge *to_ack* and give *unhandled* back; returns the ids still to acknowledge if Redis failed."""
+        to_ack: list[EntryId] = []
         try:
-            self._ack(feed, to_ack)
+            while stop is None or not stop.is_set():
+                try:
+                    feed = self._open()
+                    batch = _Batch(feed.read(to_ack))
+                    self._counts["acked"] += len(to_ack)
+                    to_ack = []
+                    self._lag = feed.lag()
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    # XACK is idempotent: ids whose acknowledgement may have been lost are sent again.
+                    backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
+                    self._counts["errors"] += 1
+                    report("consumer-read", f"cannot read from Redis ({describe(exc)}); retrying")
+                    self._wait(stop, random.uniform(0, backoff))
+                    continue
+                backoff = 0.0
+                self._counts["read"] += len(batch.entries)
+                try:
+                    yield batch
+                finally:
+                    to_ack += batch.to_ack
+                    self._give_back(feed, batch.entries[batch.done :])
+        finally:
+            self._ack_now(to_ack)
+            if self._feed is not None:
+                self._settle(self._feed)
+
+    def _give_back(self, feed: Feed, unhandled: list[Entry]) -> None:
+        try:
+            feed.give_back(unhandled)
         except redis.exceptions.RedisError as exc:
             self._counts["errors"] += 1
-            report("consumer-ack", f"cannot acknowledge {len(to_ack)} entries ({describe(exc)}); retrying")
-            return to_ack
-        finally:
-            try:
-                feed.give_back(unhandled)
-            except redis.exceptions.RedisError as exc:
-                self._counts["errors"] += 1
-                report("consumer-give-back", f"cannot give back {len(unhandled)} unhandled entries ({describe(exc)})")
-        return []
+            report("consumer-give-back", f"cannot give back {len(unhandled)} unhandled entries ({describe(exc)})")
 
-    def _dead(self, entry: Entry, reason: str, to_ack: list[str]) -> None:
+    def _settle(self, feed: Feed) -> None:
+        try:
+            feed.stop()
+        except redis.exceptions.RedisError as exc:
+            self._counts["errors"] += 1
+            report("consumer-stop", f"cannot settle the reading connection ({describe(exc)})")
+
+    def _ack_now(self, ids: list[EntryId]) -> None:
+        """Acknowledge *ids* when the loop stops (they stay pending, to be claimed, if Redis fails now)."""
+        if not ids or self._feed is None:
+            return
+        try:
+            self._feed.ack(ids)
+        except redis.exceptions.RedisError as exc:
+            self._counts["errors"] += 1
+            report("consumer-ack", f"cannot acknowledge {len(ids)} entries ({describe(exc)})")
+        else:
+            self._counts["acked"] += len(ids)
+
+    def _admit(self, entry: Entry, batch: _Batch) -> dict[str, Any] | None:
+        """The entry's document if it is to be handled; None for poison (dead-lettered) and repeats (acknowledged)."""
+        document = parse_entry(entry)
+        if type(document) is Poison:
+            self._dead(entry, document.reason, batch)
+            return None
+        assert type(document) is dict
+        if self._recent.seen(document.get("id")):
+            self._counts["duplicates"] += 1
+            if entry[0] is not None:
+                batch.to_ack.append(entry[0])
+            return None
+        return document
+
+    def _handled(self, entry: Entry, document: dict[str, Any], batch: _Batch) -> None:
+        self._recent.add(document.get("id"))
+        self._counts["handled"] += 1
+        if entry[0] is not None:
+            batch.to_ack.append(entry[0])
+
+    def _reemit(
+        self, entry: Entry, document: dict[str, Any], batch: _Batch, loggers: dict[str, logging.Logger]
+    ) -> None:
+        """Hand the record to its logger, trying up to max_failures times, else dead-letter it."""
+        for _ in range(self.settings.max_failures):
+            record = to_log_record(document)  # a new record each time: a failed handler may have changed it
+            logger = loggers.get(record.name)
+            if logger is None:
+                logger = loggers[record.name] = logging.getLogger(record.name)
+            try:
+                logger.handle(record)
+            except Exception as exc:
+                self._counts["errors"] += 1
+                report("consumer-handler", f"a local handler failed on {document.get('id')!r} ({describe(exc)})")
+                error = exc
+            else:
+                self._handled(entry, document, batch)
+                return
+        failures = self.settings.max_failures
+        self._dead(entry, f"local handlers failed {failures} times, last: {describe(error)}", batch)
+
+    def _dead(self, entry: Entry, reason: str, batch: _Batch) -> None:
         """Send *entry* to the dead-letter stream, then acknowledge it (if that write failed, it stays pending)."""
         assert self._client is not None
         try:
@@ -232,7 +267,7 @@ class RedisLogConsumer:
             report("consumer-dead-letter", f"cannot write to {self.settings.dead_letter!r} ({describe(exc)})")
             return
         if entry[0] is not None:
-            to_ack.append(entry[0])
+            batch.to_ack.append(entry[0])
 
     def _open(self) -> Feed:
         if self._feed is not None:

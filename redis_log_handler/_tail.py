@@ -25,7 +25,7 @@ import redis
 from ._command import UsageError, connect
 from ._dead_letter import Poison, parse_entry
 from ._document import iso_timestamp, normalize_level
-from ._group import Entry
+from ._entries import Entry
 from ._tail_format import RecordFilter, escape, json_line, text_lines
 
 __all__ = ["count_argument", "level_argument", "print_last", "regex_argument", "run_tail", "since_argument"]

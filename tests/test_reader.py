@@ -110,6 +110,25 @@ class TestStream:
         consumer.close()
         assert again == [5, 6, 7, 8, 9]
 
+    def test_a_batch_read_ahead_is_not_lost_when_the_loop_stops(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """Entries read ahead for a loop that then stopped stay pending: another consumer claims and handles them."""
+        name = new_logger_name()
+        write_stream(client, key, documents(100, name))
+        stopped = RedisLogConsumer(url=redis_server.url, key=key, name="stopped", batch_size=10, **FAST)
+        for document in stopped.records():
+            if document["extra"]["number"] == 14:  # the second batch in hand, the third read ahead
+                break
+        stopped.close()
+        assert client.xpending(key, "redis-log-handler")["pending"] == 16  # 14 was not acknowledged: 14 to 29
+        other = RedisLogConsumer(url=redis_server.url, key=key, name="other", batch_size=10, **FAST)
+        with collecting(name) as collector, running(other):
+            wait_for_numbers(collector, 86)
+            wait_until(lambda: client.xpending(key, "redis-log-handler")["pending"] == 0)
+        assert sorted(collector.numbers) == list(range(14, 100))
+        assert other.stats()["claimed"] == 16
+
     def test_two_consumers_split_the_work_exactly_once(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str
     ) -> None:
@@ -225,14 +244,14 @@ class TestStream:
     def test_lag_counts_what_the_group_has_not_read(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str
     ) -> None:
-        """stats()['lag'] is the number of entries not yet delivered to the group."""
-        write_stream(client, key, documents(30, "app"))
+        """stats()['lag'] is the group's count of entries not yet delivered: 0 once a consumer caught up."""
+        name = new_logger_name()
+        write_stream(client, key, documents(30, name))
         consumer = RedisLogConsumer(url=redis_server.url, key=key, batch_size=10, **FAST)
-        records = consumer.records()
-        next(records)
-        assert consumer.stats()["lag"] == 20
-        records.close()
-        consumer.close()
+        assert consumer.stats()["lag"] is None  # nothing asked yet
+        with collecting(name) as collector, running(consumer):
+            wait_for_numbers(collector, 30)
+            wait_until(lambda: consumer.stats()["lag"] == 0)
 
     def test_run_in_a_thread_installs_no_signal_handlers(self, redis_server: EmbeddedRedis, key: str) -> None:
         """run() outside the main thread leaves the process's signal handlers alone."""
@@ -255,6 +274,16 @@ class TestList:
                 break
         assert client.llen(key) == 8
         assert [json.loads(item)["extra"]["number"] for item in client.lrange(key, 0, -1)] == list(range(2, 10))
+        consumer.close()
+
+    def test_lag_is_the_list_length(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> None:
+        """In list mode, stats()['lag'] is what is left in the list after the last pop."""
+        write_list(client, key, documents(30, "app"))
+        consumer = RedisLogConsumer(url=redis_server.url, key=key, mode="list", batch_size=10, **FAST)
+        records = consumer.records()
+        next(records)
+        assert consumer.stats()["lag"] == 20
+        records.close()
         consumer.close()
 
     def test_run_handles_every_record(self, redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> None:
