@@ -193,7 +193,7 @@ def consumer_benchmark(url: str, records: int, reps: int, big_stream: int) -> di
 
 def print_consumer(result: dict[str, Any]) -> None:
     """The consumer section of the report."""
-    print(f"\nConsumer ({result['records']:,} records; medians)")
+    print(f"\n## Consumer ({result['records']:,} records; medians)\n")
     print(f"  producer, 1 thread, end to end : {result['producer_rate']:>10,.0f} records/s")
     print(f"  consumer, run() to a no-op     : {result['consumer_rate']:>10,.0f} records/s")
     print(f"  consumer / producer            : {result['ratio']:.2f}x   (target >= 1.0)")

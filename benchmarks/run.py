@@ -1,4 +1,4 @@
-"""Benchmarks for redis-log-bridge: throughput, caller cost, memory and delivery latency.
+"""Benchmarks for redis-log-bridge: throughput, caller cost, memory, delivery latency and the consumer.
 
     python benchmarks/run.py            # the full suite (about 20 minutes on 2 cores)
     python benchmarks/run.py --smoke    # a short run with small N (what CI does; no assertions on time)
@@ -32,6 +32,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import consumer
 import peers
 import spill
 import sustained
@@ -460,6 +461,7 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"\nfrozen p99.9 / healthy p99.9 = {cost['frozen_p99_9_over_healthy']:.2f}")
     sustained.print_sustained(results["sustained"], **results["sustained_settings"])
     spill.print_spill(results["spill"])
+    consumer.print_consumer(results["consumer"])
     mem = results["memory"]
     print("\n## Memory while Redis is down (buffer_size=100,000)\n")
     print("| records logged | peak RSS (MiB) | buffered | dropped_overflow |")
@@ -527,6 +529,10 @@ def main() -> int:
         results["sustained_settings"] = {"seconds": seconds, "reps": 1 if smoke else 3}
         _progress("spill")
         results["spill"] = spill.spill_burst(20_000 if smoke else 200_000, 1 if smoke else 3)
+        _progress("consumer")
+        results["consumer"] = consumer.consumer_benchmark(
+            server.url, 10_000 if smoke else 100_000, 1 if smoke else 5, 100_000 if smoke else 1_000_000
+        )
         _progress("memory")
         results["memory"] = memory(10_000 if smoke else 100_000, 100_000 if smoke else 1_000_000)
         _progress("delivery latency")
