@@ -5,7 +5,8 @@ a document (an entry that is not a JSON object goes to the dead-letter stream
 at once), skips the ids it handled recently, and hands each document out: to
 the caller's ``for`` loop (:meth:`RedisLogConsumer.records`) or to the local
 logging configuration (:meth:`RedisLogConsumer.run`). Handled and
-dead-lettered entries are acknowledged in one ``XACK`` before the next read.
+dead-lettered entries are acknowledged in one ``XACK`` sent with the next
+read, or at once when the loop stops.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class RedisLogConsumer:
             self._dead_letters.add(self._client, entry, reason)
         except redis.exceptions.RedisError as exc:
             self._counts["errors"] += 1
+            # A stream entry stays pending and is tried again; a popped list element or a message is lost.
             report("consumer-dead-letter", f"cannot write to {self.settings.dead_letter!r} ({describe(exc)})")
             return
         if entry[0] is not None:
