@@ -39,6 +39,8 @@ __all__ = ["RedisLogConsumer"]
 _CONNECT_TIMEOUT = 2.0
 _MAX_BACKOFF = 5.0
 Feed = StreamGroup | ListPopper | ChannelListener
+# Connection errors in redis-py's hierarchy that retrying cannot fix.
+_REFUSALS = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 
 
 @dataclass(slots=True)
@@ -173,6 +175,8 @@ class RedisLogConsumer:
                     to_ack = []
                     self._lag = feed.lag()
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    if isinstance(exc, _REFUSALS):
+                        raise  # a wrong password or a missing permission: retrying cannot fix it
                     # XACK is idempotent: ids whose acknowledgement may have been lost are sent again.
                     backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
                     self._counts["errors"] += 1
