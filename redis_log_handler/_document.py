@@ -18,6 +18,7 @@ from typing import Any
 
 from ._fork import after_fork_in_child
 from ._json import json_safe, safe_str
+from ._trace import current_span, trace_fields
 
 __all__ = [
     "HOST",
@@ -37,7 +38,7 @@ SCHEMA_FIELDS = frozenset(
     {
         "@timestamp", "@version", "level", "levelno", "logger", "message", "source", "module", "function",
         "line", "file", "process", "process_name", "thread", "thread_name", "host", "id", "exception",
-        "stack", "extra", "truncated",
+        "stack", "extra", "truncated", "trace_id", "span_id", "trace_flags",
     }
 )  # fmt: skip
 HOST = socket.gethostname()
@@ -168,8 +169,12 @@ def new_document(
     stack: str | None,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """The schema-1 document: every source (stdlib, Loguru, structlog) builds it here, with a new record id."""
-    return {
+    """The schema-1 document: every source (stdlib, Loguru, structlog) builds it here, with a new record id.
+
+    With a valid OpenTelemetry span current on this thread, the document also
+    carries its ``trace_id``, ``span_id`` and ``trace_flags`` (see ``_trace``).
+    """
+    document = {
         "@timestamp": timestamp,
         "@version": SCHEMA_VERSION,
         "level": level,
@@ -191,6 +196,11 @@ def new_document(
         "stack": stack,
         "extra": extra,
     }
+    if current_span is not None:
+        trace = trace_fields(current_span())
+        if trace is not None:
+            document["trace_id"], document["span_id"], document["trace_flags"] = trace
+    return document
 
 
 def stdlib_document(record: logging.LogRecord, message: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def package_imports(module: str) -> set[str]:
         ("_ledger", {"_counters"}),
         ("_encoding", {"_json"}),
         ("_entries", set()),
+        ("_trace", set()),
         ("_recent", set()),
         ("_log_record", set()),
     ],
