@@ -45,7 +45,7 @@ class StreamGroup:
     def __init__(self, client: redis.Redis, settings: ReaderSettings, counts: dict[str, int]) -> None:
         assert settings.name is not None
         self._client = client
-        client.set_response_callback("XREADGROUP", raw_reply)  # the consumer's own client: see _stream_entries
+        client.set_response_callback("XREADGROUP", raw_reply)  # the consumer's own client: see _entries
         self._settings = settings
         self._name = settings.name
         self._group_ready = False

@@ -21,6 +21,7 @@ from ._exit import register_closeable
 from ._fork import after_fork_in_child, catch_up
 from ._inside import inside
 from ._json import safe_str
+from ._live import register_live
 from ._runtime import keep_inherited
 from ._shipper import Shipper
 from ._sources import structlog_document, wrapped_structlog_event
@@ -73,6 +74,7 @@ class RedisHandler(logging.Handler):
         self._shipper = Shipper(self.settings)
         after_fork_in_child(self._reset_in_child)
         register_closeable(self)
+        register_live(self)
 
     def _reset_in_child(self) -> None:
         """In a forked child: start over with an empty buffer and fresh counters.

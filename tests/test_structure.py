@@ -45,6 +45,7 @@ def package_imports(module: str) -> set[str]:
         ("_encoding", {"_json"}),
         ("_entries", set()),
         ("_trace", set()),
+        ("_live", set()),
         ("_recent", set()),
         ("_log_record", set()),
     ],
