@@ -23,6 +23,7 @@ from ._config import MODES
 from ._consume_command import run_consume
 from ._demo import DEMO_DESCRIPTION, MAX_THREADS, run_demo
 from ._diagnostics import describe
+from ._status import run_status
 from ._tail import count_argument, level_argument, regex_argument, run_tail, since_argument
 
 __all__ = ["main"]
@@ -120,6 +121,25 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
     consume.set_defaults(run=run_consume)
 
 
+def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
+    status = commands.add_parser(
+        "status",
+        help="show every producer's last heartbeat for a key (handlers with heartbeat=<seconds>)",
+        description="Show the handlers writing to a key, from their heartbeats (RedisHandler(heartbeat=10), say): "
+        "rate, written, dropped by reason, buffered, spill bytes, last error, and how long ago each beat. A "
+        "producer silent for three of its intervals shows as stale. Read-only.",
+    )
+    status.add_argument(
+        "--url",
+        type=redis_url,
+        default=os.environ.get("REDIS_URL") or None,
+        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379/0)",
+    )
+    status.add_argument("--key", default="logs", help="the key the handlers write to (default: %(default)s)")
+    status.add_argument("--json", action="store_true", help="print each producer as one line of JSON")
+    status.set_defaults(run=run_status)
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -129,6 +149,7 @@ def _parser() -> _Parser:
     _add_demo(commands)
     _add_tail(commands)
     _add_consume(commands)
+    _add_status(commands)
     return parser
 
 

@@ -103,6 +103,7 @@ class Settings:
     spill_dir: str | os.PathLike[str] | None = None
     spill_max_bytes: int = 1 << 30
     spill_after: float = 5.0
+    heartbeat: float | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -202,6 +203,9 @@ _CHECKS: dict[str, Check] = {
     "spill_dir": lambda _, value, __: _check_spill_dir(value),
     "spill_max_bytes": check_positive_int,
     "spill_after": check_seconds(allow_zero=True),
+    "heartbeat": lambda name, value, values: (
+        None if value is None else check_seconds(allow_zero=False)(name, value, values)
+    ),
 }
 
 

@@ -107,6 +107,10 @@ class Delivery:
             self._writer = BatchWriter(create_client(self._settings), self._settings)
         return self._writer
 
+    def client(self) -> Any:
+        """The handler's asyncio client (for commands other than the batches: the heartbeat)."""
+        return self._ensure_writer().client
+
     def can_resume(self) -> bool:
         """Whether the round trip in progress could go on now (its reply or room to send has come); any thread."""
         writer = self._writer

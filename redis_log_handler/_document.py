@@ -29,6 +29,7 @@ __all__ = [
     "iso_timestamp",
     "new_document",
     "normalize_level",
+    "producer_id",
     "stdlib_document",
 ]
 
@@ -66,6 +67,11 @@ class _RecordIds:
 
 _ids = _RecordIds()
 after_fork_in_child(_ids.reset)
+
+
+def producer_id() -> str:
+    """This process's producer id: the first part of its records' ids (new after fork)."""
+    return _ids.producer
 
 
 # Formatting the date part once per second keeps the hot path cheap; the

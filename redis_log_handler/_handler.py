@@ -64,6 +64,7 @@ class RedisHandler(logging.Handler):
         spill_dir: str | os.PathLike[str] | None = None,
         spill_max_bytes: int = 1 << 30,
         spill_after: float = 5.0,
+        heartbeat: float | None = None,
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
         arguments = locals()

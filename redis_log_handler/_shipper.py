@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from ._delivery import Delivery
 from ._diagnostics import describe, report
 from ._flush import Flushes
 from ._fork import current_pid
+from ._heartbeat import Heartbeat
 from ._intake import Intake
 from ._ledger import Ledger, Places, SpillCounts
 from ._runtime import Runtime, get_runtime
@@ -31,6 +33,7 @@ from ._spill import Spill
 __all__ = ["Shipper"]
 
 _CLOSE_GRACE = 0.5  # seconds a closing caller waits past the deadline for the loop to finish up
+_HEARTBEAT_REMOVAL = 0.5  # at most this much of close_timeout goes to removing the heartbeat
 
 
 def _noop() -> None:
@@ -67,6 +70,8 @@ class Shipper:
         # Made on the runtime loop when the shipper starts.
         self._consumer: Consumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(settings, self.stats) if settings.heartbeat is not None else None
+        self._beats: asyncio.Task[None] | None = None
         if replay_now and self.spill is not None and self.spill.has_segments_on_disk():
             self._start()  # replay what an earlier process left, even if this one never logs
 
@@ -75,7 +80,7 @@ class Shipper:
         if self.spill is not None:
             self.spill.forget_inherited()
         consumer = self._consumer.inherited() if self._consumer is not None else []
-        return [self._delivery.inherited(), self._task, *consumer]
+        return [self._delivery.inherited(), self._task, self._beats, *consumer]
 
     # ------------------------------------------------------------ startup
 
@@ -117,6 +122,8 @@ class Shipper:
         )
         self._task = asyncio.get_running_loop().create_task(self._consumer.run())
         self._task.add_done_callback(self._consumer_finished)
+        if self._heartbeat is not None:
+            self._beats = asyncio.get_running_loop().create_task(self._heartbeat.run(self._delivery.client()))
 
     def _consumer_finished(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
@@ -189,6 +196,11 @@ class Shipper:
         return finish
 
     async def _shutdown(self, deadline: float) -> None:
+        if self._beats is not None and self._heartbeat is not None:
+            self._beats.cancel()
+            remaining = min(_HEARTBEAT_REMOVAL, max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._heartbeat.remove(self._delivery.client()), remaining)
         if self._consumer is not None:
             await self._consumer.close(deadline, self._task)
 

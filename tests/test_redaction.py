@@ -15,6 +15,7 @@ import redis
 from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler._server import EmbeddedRedis
 
+from .conftest import wait_until
 from .readers import new_logger_name
 
 pytestmark = pytest.mark.slow
@@ -45,13 +46,15 @@ def assert_hidden(text: str) -> None:
 def test_the_right_password_works_and_never_shows(
     protected: EmbeddedRedis, key: str, make_handler: Callable[..., RedisHandler]
 ) -> None:
-    """The percent-encoded password authenticates; repr() of the handler and the consumer hide it."""
+    """The password authenticates; repr() of the handler and the consumer, stats and the heartbeat hide it."""
     url = url_with(protected, PASSWORD)
-    handler = make_handler(url=url, key=key)
+    handler = make_handler(url=url, key=key, heartbeat=0.2)
     handler.handle(logging.makeLogRecord({"msg": "hello", "name": new_logger_name()}))
     assert handler.flush(10) is True
     with redis.Redis.from_url(url) as client:
         assert client.xlen(key) == 1
+        wait_until(lambda: client.hlen(f"{key}:producers") == 1)
+        assert_hidden(str(client.hgetall(f"{key}:producers")))
     assert_hidden(repr(handler))
     assert_hidden(repr(RedisLogConsumer(url=url, key=key)))
     assert_hidden(str(handler.stats()))
