@@ -35,6 +35,8 @@ DEFAULT_URL = "redis://localhost:6379/0"
 Mode = Literal["stream", "list", "pubsub"]
 Overflow = Literal["drop_oldest", "drop_newest", "block"]
 MODES: tuple[Mode, ...] = ("stream", "list", "pubsub")
+Schema = Literal["v1", "ecs"]
+SCHEMAS: tuple[Schema, ...] = ("v1", "ecs")
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "block")
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _MIN_DOCUMENT_BYTES = 1024
@@ -104,6 +106,7 @@ class Settings:
     spill_max_bytes: int = 1 << 30
     spill_after: float = 5.0
     heartbeat: float | None = None
+    schema: Schema = "v1"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -203,6 +206,7 @@ _CHECKS: dict[str, Check] = {
     "spill_dir": lambda _, value, __: _check_spill_dir(value),
     "spill_max_bytes": check_positive_int,
     "spill_after": check_seconds(allow_zero=True),
+    "schema": check_one_of(SCHEMAS),
     "heartbeat": lambda name, value, values: (
         None if value is None else check_seconds(allow_zero=False)(name, value, values)
     ),

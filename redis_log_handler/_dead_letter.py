@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from ._document import iso_timestamp
+from ._ecs import from_ecs, is_ecs
 from ._entries import Entry
 from ._json import loads
 
@@ -51,7 +52,7 @@ def parse_entry(entry: Entry) -> dict[str, Any] | Poison:
         return Poison(f"the payload is not JSON ({exc})")
     if type(document) is not dict:
         return Poison(f"the payload is JSON but not an object (a {type(document).__name__})")
-    return document
+    return from_ecs(document) if is_ecs(document) else document
 
 
 class DeadLetters:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._ecs import to_ecs
 from ._json import dumps, json_safe, safe_str
 
 __all__ = ["DocumentEncoder"]
@@ -30,23 +31,30 @@ class DocumentEncoder:
     traceback and extra shortened) and marked ``"truncated": true``.
     """
 
-    __slots__ = ("_fields", "_max_bytes")
+    __slots__ = ("_ecs", "_fields", "_max_bytes")
 
-    def __init__(self, fields: Mapping[str, Any], max_bytes: int) -> None:
+    def __init__(self, fields: Mapping[str, Any], max_bytes: int, schema: str = "v1") -> None:
         self._fields = dict(fields)
         self._max_bytes = max_bytes
+        self._ecs = schema == "ecs"
+
+    def _shaped(self, document: dict[str, Any]) -> dict[str, Any]:
+        """*document* as written: schema 1 with the static fields at its top level, or the ECS layout."""
+        if self._ecs:
+            return to_ecs(document, self._fields)
+        if self._fields:
+            document.update(self._fields)
+        return document
 
     def encode(self, document: dict[str, Any]) -> bytes:
         """Add the static fields to *document* and encode it, repairing what JSON cannot hold and cutting it to size."""
-        if self._fields:
-            document.update(self._fields)
         try:
-            data = dumps(document)
+            data = dumps(self._shaped(document))
         except Exception:
             # Only the fields that come from the application can be at fault:
             # lone surrogates in a string, or a non-string in a string field.
             document = json_safe(document)
-            data = dumps(document)
+            data = dumps(self._shaped(document))
         if len(data) > self._max_bytes:
             data = self._truncate(document, len(data))
         return data
@@ -64,13 +72,13 @@ class DocumentEncoder:
             if target < length:
                 shorten(target)
                 excess -= length - target
-        data = dumps(document)
+        data = dumps(self._shaped(document))
         if len(data) > self._max_bytes:
             # Many medium parts: shrink them all to the floor. What is left is
             # metadata and static fields, which validation keeps small.
             for _, shorten in parts:
                 shorten(_PART_FLOOR)
-            data = dumps(document)
+            data = dumps(self._shaped(document))
         return data
 
 

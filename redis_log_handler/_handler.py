@@ -65,13 +65,14 @@ class RedisHandler(logging.Handler):
         spill_max_bytes: int = 1 << 30,
         spill_after: float = 5.0,
         heartbeat: float | None = None,
+        schema: str = "v1",
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
         arguments = locals()
         self.settings = Settings.build(**{name: arguments[name] for name in Settings.names()})
         super().__init__(level)
         assert isinstance(self.settings.fields, dict)
-        self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes)
+        self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes, self.settings.schema)
         self._shipper = Shipper(self.settings)
         after_fork_in_child(self._reset_in_child)
         register_closeable(self)

@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ._ecs import from_ecs, is_ecs
+
 __all__ = ["to_log_record"]
 
 # Attributes a LogRecord has, plus those Formatter.format adds: an ``extra``
@@ -95,6 +97,8 @@ def to_log_record(document: Mapping[str, Any]) -> logging.LogRecord:
     that are missing or of the wrong type fall back to what ``LogRecord`` uses
     for an unknown value, so any JSON object rebuilds.
     """
+    if is_ecs(document):
+        document = from_ecs(document)
     get = document.get
     created, msecs = _time(get("@timestamp"))
     levelno = get("levelno")

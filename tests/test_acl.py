@@ -1,4 +1,4 @@
-"""Least-privilege ACL users, as docs/operations.md lists them: each works with exactly its permissions."""
+"""Least-privilege ACL users, as docs/production.md lists them: each works with exactly its permissions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .readers import collecting, documents, new_logger_name, running, write_list
 
 pytestmark = pytest.mark.slow
 
-# The permissions docs/operations.md documents, for a key (and channel) named "logs:app".
+# The permissions docs/production.md documents, for a key (and channel) named "logs:app".
 WRITER = {
     "stream": "+eval +xadd +xlen +xtrim +expire",
     "list": "+eval +rpush +ltrim +expire",

@@ -1,0 +1,110 @@
+"""The ECS preset: Elastic Common Schema documents, and every reader reading them as schema 1."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from redis_log_handler import RedisHandler, to_log_record
+from redis_log_handler._cli import main
+from redis_log_handler._document import stdlib_document
+from redis_log_handler._ecs import from_ecs, to_ecs
+from redis_log_handler._server import EmbeddedRedis
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"
+
+
+def records(logger: logging.Logger) -> list[logging.LogRecord]:
+    """A plain record, one with extra= and stack_info, and one with a traceback, as logged through *logger*."""
+    kept: list[logging.LogRecord] = []
+    keep = logging.Handler()
+    keep.emit = kept.append  # type: ignore[method-assign]
+    logger.addHandler(keep)
+    logger.info("plain %s", "record")
+    logger.warning("with extra", extra={"order": 17, "user": {"id": 3}}, stack_info=True)
+    try:
+        {}["missing"]
+    except KeyError:
+        logger.exception("failed")
+    logger.removeHandler(keep)
+    return kept
+
+
+def test_the_ecs_layout(
+    redis_server: EmbeddedRedis,
+    client: redis.Redis,
+    key: str,
+    make_handler: Callable[..., RedisHandler],
+    logger: logging.Logger,
+) -> None:
+    """schema="ecs" writes the ecs-logging layout: dotted top-level keys, nested objects, labels, a namespace."""
+    handler = make_handler(url=redis_server.url, key=key, schema="ecs", fields={"service": "api", "env": "prod"})
+    logger.addHandler(handler)
+    try:
+        {}["missing"]
+    except KeyError:
+        logger.error("refund failed for %s", "A-7", exc_info=True, extra={"order": 7})
+    assert handler.flush(10)
+    ((_, fields),) = client.xrange(key)
+    document = json.loads(fields[b"data"])
+    assert list(document)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+    assert (document["log.level"], document["message"]) == ("error", "refund failed for A-7")
+    assert document["log"]["logger"] == logger.name
+    assert document["log"]["origin"]["file"]["name"] == "test_ecs.py"
+    assert document["log"]["origin"]["function"] == "test_the_ecs_layout"
+    assert isinstance(document["log"]["origin"]["file"]["line"], int)
+    assert document["process"]["thread"]["name"] == "MainThread"
+    assert document["host"]["hostname"]
+    assert document["error"]["type"] == "KeyError"
+    assert document["error"]["stack_trace"].startswith("Traceback (most recent call last)")
+    assert document["event"]["id"].count("-") == 1
+    assert document["labels"] == {"service": "api", "env": "prod"}
+    assert document["redis_log_bridge"]["extra"] == {"order": 7}
+    assert document["redis_log_bridge"]["source"] == "stdlib"
+    assert "service" not in document
+
+
+def test_from_ecs_gives_back_the_schema_1_document(logger: logging.Logger) -> None:
+    """Every field survives the trip to ECS and back (static fields return to the top level)."""
+    for record in records(logger):
+        document = stdlib_document(record, record.getMessage())
+        fields = {"service": "api"}
+        assert from_ecs(to_ecs(document, fields)) == {**document, **fields}
+
+
+def test_a_rebuilt_ecs_record_formats_as_the_original(logger: logging.Logger) -> None:
+    """to_log_record reads ECS documents: the line is the producer's own, traceback and stack included."""
+    formatter = logging.Formatter(FORMAT)
+    for record in records(logger):
+        ecs = to_ecs(stdlib_document(record, record.getMessage()), {})
+        rebuilt = to_log_record(json.loads(json.dumps(ecs)))
+        assert formatter.format(rebuilt) == formatter.format(record)
+
+
+def test_tail_and_the_consumer_read_ecs(
+    redis_server: EmbeddedRedis,
+    client: redis.Redis,
+    key: str,
+    make_handler: Callable[..., RedisHandler],
+    logger: logging.Logger,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """tail shows ECS records like schema-1 ones, and filters them by level and logger alike."""
+    handler = make_handler(url=redis_server.url, key=key, schema="ecs")
+    logger.addHandler(handler)
+    logger.info("quiet")
+    logger.error("loud")
+    assert handler.flush(10)
+    assert main(["tail", "--url", redis_server.url, "--key", key, "--level", "error", "--logger", logger.name]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith(f" ERROR    stdlib    {logger.name}: loud")
+
+
+def test_bad_schema() -> None:
+    """schema must be v1 or ecs."""
+    with pytest.raises(ValueError, match=r"^schema must be one of v1, ecs"):
+        RedisHandler(schema="xml")
