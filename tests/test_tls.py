@@ -30,7 +30,16 @@ def _issue(directory: Path, name: str, ca: str, *, server: bool) -> None:
     key, request, certificate = (directory / f"{name}.{suffix}" for suffix in ("key", "csr", "crt"))
     _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", request, "-subj", f"/CN={name}")
     extensions = directory / f"{name}.ext"
-    extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n" if server else "extendedKeyUsage=clientAuth\n")
+    # What Python 3.13's strict verification (VERIFY_X509_STRICT) requires of a leaf certificate.
+    usage = (
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+        if server
+        else "extendedKeyUsage=clientAuth"
+    )
+    extensions.write_text(
+        f"{usage}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
     _openssl(
         "x509", "-req", "-in", request, "-CA", directory / f"{ca}.crt", "-CAkey", directory / f"{ca}.key",
         "-CAcreateserial", "-days", "2", "-out", certificate, "-extfile", extensions,
@@ -47,6 +56,8 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _openssl(
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
             "-keyout", directory / f"{ca}.key", "-out", directory / f"{ca}.crt",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash",
         )  # fmt: skip
     _issue(directory, "server", "ca", server=True)
     _issue(directory, "client", "ca", server=False)
