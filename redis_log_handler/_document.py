@@ -100,9 +100,9 @@ def iso_timestamp(created: float, msecs: float | None = None) -> str:
     global _second_cache
     second = int(created)
     micros = round((created - second) * 1_000_000)
-    if msecs is not None:
-        millis = int(msecs)
-        micros = millis * 1000 + min(999, max(0, micros - millis * 1000))
+    if msecs is not None and micros // 1000 != msecs:
+        # Rounding crossed a millisecond (or the second): keep the record's own milliseconds.
+        micros = int(msecs) * 1000 + micros % 1000
     elif micros >= 1_000_000:
         second += 1
         micros -= 1_000_000

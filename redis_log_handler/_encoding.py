@@ -48,8 +48,14 @@ class DocumentEncoder:
 
     def encode(self, document: dict[str, Any]) -> bytes:
         """Add the static fields to *document* and encode it, repairing what JSON cannot hold and cutting it to size."""
+        if self._ecs:
+            shaped = to_ecs(document, self._fields)
+        else:  # the common case, spelled out: this runs on the application's thread for every record
+            if self._fields:
+                document.update(self._fields)
+            shaped = document
         try:
-            data = dumps(self._shaped(document))
+            data = dumps(shaped)
         except Exception:
             # Only the fields that come from the application can be at fault:
             # lone surrogates in a string, or a non-string in a string field.
