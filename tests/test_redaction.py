@@ -80,9 +80,22 @@ def test_a_wrong_password_is_reported_without_it(
         assert_hidden(text)
 
 
+def test_handle_error_reports_never_carry_it(
+    protected: EmbeddedRedis, key: str, make_handler: Callable[..., RedisHandler], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record that fails in emit (bad format arguments) is reported with a traceback that hides the password."""
+    handler = make_handler(url=url_with(protected, PASSWORD), key=key)
+    handler.handle(logging.makeLogRecord({"msg": "%d items", "args": ("many",), "name": new_logger_name()}))
+    assert handler.flush(10) is True
+    err = capsys.readouterr().err
+    assert "error while handling a record" in err
+    assert_hidden(err)
+
+
 @pytest.mark.parametrize(
     "command",
     [
+        ["status"],
         ["tail"],
         ["demo", "--records", "10"],
         ["consume", "--config", os.devnull + ".json"],
