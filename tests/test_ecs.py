@@ -9,11 +9,14 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, to_log_record
+from redis_log_handler import RedisHandler, RedisLogConsumer, to_log_record
 from redis_log_handler._cli import main
 from redis_log_handler._document import stdlib_document
 from redis_log_handler._ecs import from_ecs, to_ecs
 from redis_log_handler._server import EmbeddedRedis
+
+from .conftest import wait_until
+from .readers import collecting, running
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"
 
@@ -102,6 +105,31 @@ def test_tail_and_the_consumer_read_ecs(
     assert main(["tail", "--url", redis_server.url, "--key", key, "--level", "error", "--logger", logger.name]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line.endswith(f" ERROR    stdlib    {logger.name}: loud")
+
+
+def test_the_consumer_re_emits_ecs_records(
+    redis_server: EmbeddedRedis,
+    client: redis.Redis,
+    key: str,
+    make_handler: Callable[..., RedisHandler],
+    logger: logging.Logger,
+) -> None:
+    """RedisLogConsumer.run() rebuilds ECS documents into records with the producer's fields and extras."""
+    handler = make_handler(url=redis_server.url, key=key, schema="ecs")
+    logger.addHandler(handler)
+    logger.warning("stock low", extra={"sku": "A-1"})
+    assert handler.flush(10)
+    logger.removeHandler(handler)
+    consumer = RedisLogConsumer(url=redis_server.url, key=key, block=0.1, claim_idle=1.0)
+    with collecting(logger.name) as collector, running(consumer):
+        wait_until(lambda: len(collector.records) == 1)
+    (record,) = collector.records
+    assert (record.levelname, record.getMessage(), record.funcName) == (
+        "WARNING",
+        "stock low",
+        "test_the_consumer_re_emits_ecs_records",
+    )
+    assert (record.sku, record.source) == ("A-1", "stdlib")  # type: ignore[attr-defined]
 
 
 def test_bad_schema() -> None:
