@@ -67,14 +67,18 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo.set_defaults(run=lambda args: run_demo(args.url, args.key, args.threads, args.records))
 
 
-def _add_source(command: argparse.ArgumentParser) -> None:
-    """The options naming what to read: --url, --key, --mode."""
+def _add_url(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--url",
         type=redis_url,
         default=os.environ.get("REDIS_URL") or None,
         help="Redis URL (default: $REDIS_URL, else redis://localhost:6379/0)",
     )
+
+
+def _add_source(command: argparse.ArgumentParser) -> None:
+    """The options naming what to read: --url, --key, --mode."""
+    _add_url(command)
     command.add_argument("--key", default="logs", help="the stream, list or channel to read (default: %(default)s)")
     command.add_argument(
         "--mode", choices=MODES, default="stream", help="how the records were written (default: %(default)s)"
@@ -129,12 +133,7 @@ def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
         "rate, written, dropped by reason, buffered, spill bytes, last error, and how long ago each beat. A "
         "producer silent for three of its intervals shows as stale. Read-only.",
     )
-    status.add_argument(
-        "--url",
-        type=redis_url,
-        default=os.environ.get("REDIS_URL") or None,
-        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379/0)",
-    )
+    _add_url(status)
     status.add_argument("--key", default="logs", help="the key the handlers write to (default: %(default)s)")
     status.add_argument("--json", action="store_true", help="print each producer as one line of JSON")
     status.set_defaults(run=run_status)

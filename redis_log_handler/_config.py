@@ -27,6 +27,7 @@ __all__ = [
     "check_one_of",
     "check_positive_int",
     "check_seconds",
+    "checked",
     "redact_url",
     "resolve_url",
 ]
@@ -116,17 +117,23 @@ class Settings:
     @classmethod
     def build(cls, **arguments: Any) -> Settings:
         """Check every parameter (defaults for those not given) and raise ``ValueError`` naming the first bad one."""
-        unknown = arguments.keys() - set(cls.names())
-        if unknown:
-            raise TypeError(f"unexpected parameters: {', '.join(sorted(unknown))}")
-        values = {field.name: arguments.get(field.name, field.default) for field in dataclasses.fields(cls)}
-        for name, check in _CHECKS.items():
-            values[name] = check(name, values[name], values)
-        return cls(**values)
+        return cls(**checked(cls, _CHECKS, arguments))
 
 
 Check = Callable[[str, Any, dict[str, Any]], Any]
 """Validates one parameter: (name, value, every value so far) -> the value to keep, or ValueError."""
+
+
+def checked(settings: type, checks: Mapping[str, Check], arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of the dataclass *settings*' fields: *arguments*, else the defaults, each through its check."""
+    fields = dataclasses.fields(settings)
+    unknown = arguments.keys() - {field.name for field in fields}
+    if unknown:
+        raise TypeError(f"unexpected parameters: {', '.join(sorted(unknown))}")
+    values = {field.name: arguments.get(field.name, field.default) for field in fields}
+    for name, check in checks.items():
+        values[name] = check(name, values[name], values)
+    return values
 
 
 def check_positive_int(name: str, value: object, _: object = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from ._config import (
     check_one_of,
     check_positive_int,
     check_seconds,
+    checked,
     resolve_url,
 )
 
@@ -48,14 +48,7 @@ class ReaderSettings:
     @classmethod
     def build(cls, **arguments: Any) -> ReaderSettings:
         """Check every parameter (defaults for those not given) and raise ``ValueError`` naming the first bad one."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = arguments.keys() - names
-        if unknown:
-            raise TypeError(f"unexpected parameters: {', '.join(sorted(unknown))}")
-        values = {field.name: arguments.get(field.name, field.default) for field in dataclasses.fields(cls)}
-        for name, check in _CHECKS.items():
-            values[name] = check(name, values[name], values)
-        return cls(**values)
+        return cls(**checked(cls, _CHECKS, arguments))
 
 
 def _dedupe_window(name: str, value: object, _: object) -> int:

@@ -100,6 +100,17 @@ def _restore_root_logger() -> Iterator[None]:
     root.setLevel(level)
 
 
+def log_through(handler: logging.Handler, count: int) -> None:
+    """Log *count* records numbered from 0 (the message is the number) through *handler* only."""
+    log = logging.getLogger(f"through.{uuid.uuid4().hex[:8]}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    for number in range(count):
+        log.info("%d", number)
+    log.removeHandler(handler)
+
+
 def read_stream(connection: redis.Redis, key: str) -> list[dict[str, Any]]:
     """Every document in the stream *key*, oldest first."""
     return [json.loads(fields[b"data"]) for _, fields in connection.xrange(key)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler._cli import main
 from redis_log_handler._server import EmbeddedRedis
 
-from .conftest import read_list, read_stream, wait_until
+from .conftest import log_through, read_list, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_list, write_stream
 
 pytestmark = pytest.mark.slow
@@ -47,17 +46,6 @@ def user(server: EmbeddedRedis, name: str, permissions: str) -> str:
     return f"redis://{name}:secret@127.0.0.1:{server.port}/0"
 
 
-def log_to(handler: RedisHandler, count: int) -> None:
-    """Log *count* numbered records through *handler* only."""
-    log = logging.getLogger(new_logger_name())
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    for number in range(count):
-        log.info("%d", number)
-    log.removeHandler(handler)
-
-
 @pytest.mark.parametrize("mode", ["stream", "list", "pubsub"])
 def test_the_writer_needs_only_its_permissions(
     mode: str, server: EmbeddedRedis, make_handler: Callable[..., RedisHandler]
@@ -65,7 +53,7 @@ def test_the_writer_needs_only_its_permissions(
     """The handler writes in each mode (with maxlen and ttl where they apply) as a user with WRITER[mode]."""
     options = {"maxlen": 1000, "ttl": 60} if mode != "pubsub" else {}
     handler = make_handler(url=user(server, "shipper", WRITER[mode]), key=KEY, mode=mode, **options)
-    log_to(handler, 200)
+    log_through(handler, 200)
     assert handler.flush(10) is True
     assert handler.stats()["written"] == 200
     if mode != "pubsub":
@@ -79,7 +67,7 @@ def test_one_permission_fewer_is_reported_once_and_counted(
 ) -> None:
     """Without +xadd every batch is refused (a permission error inside the script): dropped, counted, one line."""
     handler = make_handler(url=user(server, "shipper", "+eval +xlen +xtrim +expire"), key=KEY, batch_size=50)
-    log_to(handler, 200)
+    log_through(handler, 200)
     handler.flush(10)
     stats = handler.stats()
     assert stats["dropped_error"] == stats["dropped"] == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ import redis
 from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler._server import EmbeddedRedis, _free_port
 
-from .conftest import read_stream, wait_until
+from .conftest import log_through, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_stream
 
 pytestmark = pytest.mark.slow
@@ -94,17 +93,6 @@ def tls_url(certificates: Path, port: int, *, ca: str = "ca", client: bool = Tru
     return f"rediss://127.0.0.1:{port}/0?{query}"
 
 
-def log_numbers(handler: RedisHandler, count: int) -> None:
-    """Log *count* numbered records through *handler* only."""
-    log = logging.getLogger(new_logger_name())
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    for number in range(count):
-        log.info("%d", number)
-    log.removeHandler(handler)
-
-
 def test_mutual_tls(
     certificates: Path, tls_server: tuple[EmbeddedRedis, int], key: str, make_handler: Callable[..., RedisHandler]
 ) -> None:
@@ -112,7 +100,7 @@ def test_mutual_tls(
     server, port = tls_server
     url = tls_url(certificates, port)
     handler = make_handler(url=url, key=key)
-    log_numbers(handler, 500)
+    log_through(handler, 500)
     assert handler.flush(10) is True
     with redis.Redis.from_url(server.url) as plain:
         assert [int(document["message"]) for document in read_stream(plain, key)] == list(range(500))
@@ -133,7 +121,7 @@ def test_without_a_client_certificate_the_server_refuses(
     """A server that requires client certificates refuses one without: reported, and nothing is dropped."""
     _, port = tls_server
     handler = make_handler(url=tls_url(certificates, port, client=False), key=key)
-    log_numbers(handler, 100)
+    log_through(handler, 100)
     assert handler.flush(1.0) is False
     stats = handler.stats()
     assert (stats["written"], stats["dropped"], stats["buffered"]) == (0, 0, 100)
@@ -150,7 +138,7 @@ def test_a_wrong_ca_keeps_the_records_until_the_configuration_is_fixed(
     """A CA that did not sign the server: one clear diagnostic; spilled records reach Redis once the CA is fixed."""
     server, port = tls_server
     wrong = RedisHandler(url=tls_url(certificates, port, ca="other-ca"), key=key, spill_dir=tmp_path, close_timeout=1)
-    log_numbers(wrong, 300)
+    log_through(wrong, 300)
     assert wrong.flush(1.0) is False
     assert wrong.stats()["written"] == 0
     wrong.close()  # the records stay on disk
