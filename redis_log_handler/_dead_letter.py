@@ -41,9 +41,7 @@ def _payload(entry: Entry) -> Any:
 
 def parse_entry(entry: Entry) -> dict[str, Any] | Poison:
     """The document in *entry*, or :class:`Poison` saying why there is none."""
-    payload = entry[1]
-    if type(payload) is dict:
-        payload = payload.get(b"data")
+    payload = _payload(entry)
     if payload is None:
         return Poison("the entry has no 'data' field")
     try:

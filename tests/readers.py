@@ -110,3 +110,29 @@ def new_logger_name() -> str:
 def wait_for_numbers(collector: Collector, count: int, timeout: float = 15.0) -> None:
     """Wait until *collector* holds *count* records."""
     wait_until(lambda: len(collector.records) >= count, timeout=timeout)
+
+
+class Keep(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def produced(log: logging.Logger, count: int) -> list[logging.LogRecord]:
+    """*count* records logged through *log*: messages with arguments, a traceback, a stack, an extra."""
+    keep = Keep()
+    log.addHandler(keep)
+    for number in range(count):
+        log.info("request %d took %.1f ms", number, number / 7, extra={"request": number})
+    try:
+        {}["missing"]
+    except KeyError:
+        log.exception("lookup failed for %s", "user-1")
+    log.warning("where am I", stack_info=True)
+    log.removeHandler(keep)
+    return keep.records

@@ -16,25 +16,9 @@ from redis_log_handler._ecs import from_ecs, to_ecs
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import wait_until
-from .readers import collecting, running
+from .readers import collecting, produced, running
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"
-
-
-def records(logger: logging.Logger) -> list[logging.LogRecord]:
-    """A plain record, one with extra= and stack_info, and one with a traceback, as logged through *logger*."""
-    kept: list[logging.LogRecord] = []
-    keep = logging.Handler()
-    keep.emit = kept.append  # type: ignore[method-assign]
-    logger.addHandler(keep)
-    logger.info("plain %s", "record")
-    logger.warning("with extra", extra={"order": 17, "user": {"id": 3}}, stack_info=True)
-    try:
-        {}["missing"]
-    except KeyError:
-        logger.exception("failed")
-    logger.removeHandler(keep)
-    return kept
 
 
 def test_the_ecs_layout(
@@ -73,7 +57,7 @@ def test_the_ecs_layout(
 
 def test_from_ecs_gives_back_the_schema_1_document(logger: logging.Logger) -> None:
     """Every field survives the trip to ECS and back (static fields return to the top level)."""
-    for record in records(logger):
+    for record in produced(logger, 1):
         document = stdlib_document(record, record.getMessage())
         fields = {"service": "api"}
         assert from_ecs(to_ecs(document, fields)) == {**document, **fields}
@@ -82,7 +66,7 @@ def test_from_ecs_gives_back_the_schema_1_document(logger: logging.Logger) -> No
 def test_a_rebuilt_ecs_record_formats_as_the_original(logger: logging.Logger) -> None:
     """to_log_record reads ECS documents: the line is the producer's own, traceback and stack included."""
     formatter = logging.Formatter(FORMAT)
-    for record in records(logger):
+    for record in produced(logger, 1):
         ecs = to_ecs(stdlib_document(record, record.getMessage()), {})
         rebuilt = to_log_record(json.loads(json.dumps(ecs)))
         assert formatter.format(rebuilt) == formatter.format(record)

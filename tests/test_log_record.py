@@ -11,33 +11,9 @@ import pytest
 from redis_log_handler import to_log_record
 from redis_log_handler._document import stdlib_document
 
+from .readers import Keep, produced
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"
-
-
-class Keep(logging.Handler):
-    """Keeps the records it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def produced(log: logging.Logger, count: int) -> list[logging.LogRecord]:
-    """*count* records logged through *log*: messages with arguments, a traceback, a stack, an extra."""
-    keep = Keep()
-    log.addHandler(keep)
-    for number in range(count):
-        log.info("request %d took %.1f ms", number, number / 7, extra={"request": number})
-    try:
-        {}["missing"]
-    except KeyError:
-        log.exception("lookup failed for %s", "user-1")
-    log.warning("where am I", stack_info=True)
-    log.removeHandler(keep)
-    return keep.records
 
 
 def test_the_same_line_as_the_producer(logger: logging.Logger) -> None:
