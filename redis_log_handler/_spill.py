@@ -80,10 +80,14 @@ class Spill:
         try:
             for document in documents:
                 size = RECORD_OVERHEAD + len(document)
-                if self.bytes + chunk_bytes + size > self._max_bytes:
-                    break
                 tail = self._tail
-                if tail is None or (tail.size + chunk_bytes + size > self._segment_bytes and (tail.records or chunk)):
+                new_segment = tail is None or (
+                    tail.size + chunk_bytes + size > self._segment_bytes and bool(tail.records or chunk)
+                )
+                # A new segment's header counts towards max_bytes too.
+                if self.bytes + chunk_bytes + size + (HEADER_SIZE if new_segment else 0) > self._max_bytes:
+                    break
+                if new_segment:
                     if chunk:
                         stored += self._write(chunk)
                         chunk, chunk_bytes = [], 0
@@ -114,9 +118,9 @@ class Spill:
         if not frames or time.monotonic() < self._paused_until:
             return 0
         documents = [unframe(framed) for framed in frames]
-        if self.bytes + HEADER_SIZE + _size(documents) > self._max_bytes:
-            return 0
-        with self._lock:
+        with self._lock:  # logging threads may be storing at the same time
+            if self.bytes + HEADER_SIZE + _size(documents) > self._max_bytes:
+                return 0
             head = self._sealed[0] if self._sealed else self._tail
             sequence = head.sequence - 1 if head is not None else self._next_sequence()
             try:
