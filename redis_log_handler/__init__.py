@@ -8,6 +8,7 @@ from ._handler import RedisHandler
 from ._log_record import to_log_record
 from ._loguru import LoguruSink
 from ._reader import RedisLogConsumer
+from ._shards import shard_keys
 from ._structlog import StructlogProcessor
 
 try:
@@ -15,4 +16,12 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["LoguruSink", "RedisHandler", "RedisLogConsumer", "StructlogProcessor", "__version__", "to_log_record"]
+__all__ = [
+    "LoguruSink",
+    "RedisHandler",
+    "RedisLogConsumer",
+    "StructlogProcessor",
+    "__version__",
+    "shard_keys",
+    "to_log_record",
+]

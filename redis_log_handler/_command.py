@@ -8,7 +8,8 @@ from collections.abc import Callable
 import redis
 import redis.exceptions
 
-from ._config import redact_url, resolve_url
+from ._address import redact_url
+from ._config import resolve_url
 from ._diagnostics import describe
 
 __all__ = ["CommandError", "UsageError", "connect", "positive_int", "redis_url"]

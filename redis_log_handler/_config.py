@@ -9,8 +9,8 @@ import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+from ._address import parse_address
 from ._document import SCHEMA_FIELDS
 from ._json import dumps, json_safe
 
@@ -28,7 +28,6 @@ __all__ = [
     "check_positive_int",
     "check_seconds",
     "checked",
-    "redact_url",
     "resolve_url",
 ]
 
@@ -39,43 +38,19 @@ MODES: tuple[Mode, ...] = ("stream", "list", "pubsub")
 Schema = Literal["v1", "ecs"]
 SCHEMAS: tuple[Schema, ...] = ("v1", "ecs")
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "block")
-_URL_SCHEMES = ("redis", "rediss", "unix")
 _MIN_DOCUMENT_BYTES = 1024
 ClientFactory = Callable[[], Any]
 """A zero-argument callable returning a ``redis.asyncio.Redis`` client (called on the runtime loop)."""
 
 
 def resolve_url(url: str | None) -> str:
-    """Return *url*, else ``$REDIS_URL``, else the default, after checking its form."""
+    """Return *url*, else ``$REDIS_URL``, else the default, after checking its form (see ``_address``)."""
     if url is None:
         url = os.environ.get("REDIS_URL") or DEFAULT_URL
     if not isinstance(url, str) or not url:
         raise ValueError(f"url must be a non-empty string, got {url!r}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
-    except ValueError as exc:
-        raise ValueError(f"url is malformed ({exc}), got {redact_url(url)!r}") from None
-    if parts.scheme not in _URL_SCHEMES:
-        raise ValueError(f"url must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise ValueError(f"url must have a socket path, got {redact_url(url)!r}")
-    elif not parts.hostname:
-        raise ValueError(f"url must have a host, got {redact_url(url)!r}")
+    parse_address(url)
     return url
-
-
-def redact_url(url: str) -> str:
-    """Hide a password in *url* so it never lands in an error message."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +83,8 @@ class Settings:
     spill_after: float = 5.0
     heartbeat: float | None = None
     schema: Schema = "v1"
+    shards: int = 1
+    wait_replicas: int = 0
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -180,6 +157,23 @@ def _url(_: str, value: str | None, values: dict[str, Any]) -> str:
     return resolve_url(value) if values["client"] is None else (value or "<client factory>")
 
 
+def _shards(name: str, value: object, values: dict[str, Any]) -> int:
+    value = check_positive_int(name, value)
+    if value > 1 and values["mode"] == "pubsub":
+        raise ValueError(f"{name} applies to stream and list modes, not pubsub, got {value!r}")
+    if value > 1 and "{" in values["key"]:
+        raise ValueError(f"{name} > 1 needs a key without a hash tag ('{{'), got key {values['key']!r}")
+    return value
+
+
+def _wait_replicas(name: str, value: object, values: dict[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    if value and values["mode"] == "pubsub":
+        raise ValueError(f"{name} applies to stream and list modes, not pubsub, got {value!r}")
+    return value
+
+
 def check_non_empty(name: str, value: object, _: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -217,6 +211,8 @@ _CHECKS: dict[str, Check] = {
     "heartbeat": lambda name, value, values: (
         None if value is None else check_seconds(allow_zero=False)(name, value, values)
     ),
+    "shards": _shards,
+    "wait_replicas": _wait_replicas,
 }
 
 

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._address import redact_url
 from ._command import UsageError, connect
-from ._config import redact_url
 from ._reader import RedisLogConsumer
 
 __all__ = ["configure_logging", "run_consume"]

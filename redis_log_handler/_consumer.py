@@ -199,7 +199,7 @@ class Consumer:
     def _to_disk_in_front(self, trip: Trip) -> bool:
         """Put the open batches of a trip from memory on disk, ahead of everything there; whether it worked."""
         assert self._spill is not None
-        records = [record for batch in trip.to_send() for record in batch]
+        records = [record for batch in trip.unsettled_batches() for record in batch]
         return self._spill.prepend(records) == len(records)
 
     def _commit(self, trip: Trip) -> None:

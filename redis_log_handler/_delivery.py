@@ -18,8 +18,10 @@ from typing import Any
 
 from ._config import Settings
 from ._diagnostics import describe, report
+from ._document import producer_id
 from ._ledger import Ledger
 from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client
+from ._shards import shard_key
 
 __all__ = ["Delivery", "Trip", "backoff_delay", "spill_due"]
 
@@ -45,12 +47,17 @@ class Trip:
     from_disk: bool  # still on disk until the whole trip is settled (then committed)
     own: bool  # logged in this process (False: left on disk by an earlier one)
     open: list[bool] = field(init=False)
+    # With wait_replicas: written by the master, not yet acknowledged by enough replicas (still open),
+    # over the writer's connection number ``accepted_on``.
+    accepted: list[bool] = field(init=False)
+    accepted_on: int = 0
     # A trip from disk is counted only once committed: until then its records count as on disk.
     written: int = 0
     refused: int = 0
 
     def __post_init__(self) -> None:
         self.open = [True] * len(self.batches)
+        self.accepted = [False] * len(self.batches)
 
     @classmethod
     def of(cls, records: list[bytes], batch_size: int, *, from_disk: bool = False, own: bool = True) -> Trip:
@@ -69,12 +76,24 @@ class Trip:
         return not any(self.open)
 
     def to_send(self) -> list[list[bytes]]:
-        """The batches still open, in order."""
+        """The open batches the master has not accepted, in order."""
+        return [self.batches[index] for index in self.indexes_to_send()]
+
+    def indexes_to_send(self) -> list[int]:
+        """The indexes of the batches :meth:`to_send` returns."""
+        return [index for index, is_open in enumerate(self.open) if is_open and not self.accepted[index]]
+
+    def unsettled_batches(self) -> list[list[bytes]]:
+        """Every open batch, in order (accepted ones too: a lost master may not have replicated them)."""
         return [batch for batch, is_open in zip(self.batches, self.open, strict=True) if is_open]
 
     def unsettled(self) -> int:
         """Records in open batches (what ``buffered`` counts)."""
-        return sum(len(batch) for batch in self.to_send())
+        return sum(len(batch) for batch in self.unsettled_batches())
+
+    def awaiting_replicas(self) -> int:
+        """Records the master accepted that replicas have not yet acknowledged."""
+        return sum(len(batch) for batch, waiting in zip(self.batches, self.accepted, strict=True) if waiting)
 
     def from_oldest_unsettled(self) -> int:
         """Records from the first open batch to the end: a later batch may be written before an earlier one."""
@@ -91,6 +110,10 @@ class Trip:
         return None
 
 
+class NotReplicated(Exception):
+    """WAIT answered with fewer replicas than ``wait_replicas``: the batches wait, and are not sent again."""
+
+
 class Delivery:
     """Writes round trips over one dedicated connection (made on the runtime loop) and tracks its health."""
 
@@ -104,7 +127,9 @@ class Delivery:
 
     def _ensure_writer(self) -> BatchWriter:
         if self._writer is None:
-            self._writer = BatchWriter(create_client(self._settings), self._settings)
+            settings = self._settings
+            key = shard_key(settings.key, settings.shards, producer_id())
+            self._writer = BatchWriter(create_client(settings), settings, key)
         return self._writer
 
     def client(self) -> Any:
@@ -134,11 +159,16 @@ class Delivery:
         its outcome is unknown, and the retry may write it twice: those records
         are counted in ``retries_unknown_outcome``.
         """
-        batches = trip.to_send()
+        batches: list[list[bytes]] = []
         try:
             writer = self._ensure_writer()
             async with asyncio.timeout(timeout):
-                errors = await writer.write(batches)
+                if trip.awaiting_replicas():
+                    await writer.prepare()  # a WAIT vouches only for writes on its own connection
+                    if trip.accepted_on != writer.generation:
+                        self._send_again(trip)
+                batches = trip.to_send()
+                reply = await writer.write(batches)
         except Exception as exc:
             unknown = isinstance(exc, OutcomeUnknown)
             cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
@@ -147,20 +177,31 @@ class Delivery:
                 self._ledger.retries_unknown_outcome += sum(len(batch) for batch in batches)
             report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
             return False
-        self._settle(trip, errors)
+        self._settle(trip, reply.errors, writer.generation)
+        if trip.awaiting_replicas():
+            if not reply.replicated:
+                self._note_error(NotReplicated(f"fewer than {self._settings.wait_replicas} replicas acknowledged"))
+                report("replicas", f"waiting for replicas to acknowledge records for {self._settings.key!r}")
+                return False
+            self._replicated(trip)
         if trip.settled:
             self.failing_since = None
         return trip.settled
 
-    def _settle(self, trip: Trip, errors: list[Exception | None]) -> None:
-        """Mark the batches Redis answered: written, or refused for good; transient refusals stay open."""
-        open_indexes = [index for index, is_open in enumerate(trip.open) if is_open]
-        for index, error in zip(open_indexes, errors, strict=True):
+    def _settle(self, trip: Trip, errors: list[Exception | None], generation: int) -> None:
+        """Mark the batches Redis answered: written (or accepted, awaiting replicas), or refused for good.
+
+        Transient refusals stay open.
+        """
+        for index, error in zip(trip.indexes_to_send(), errors, strict=True):
             count = len(trip.batches[index])
             if error is None:
                 self._ledger.batches += 1
-                trip.open[index] = False
-                self._count(trip, count, written=True)
+                if self._settings.wait_replicas:
+                    trip.accepted[index], trip.accepted_on = True, generation
+                else:
+                    trip.open[index] = False
+                    self._count(trip, count, written=True)
                 continue
             self._note_error(error)
             if classify(error) is Outcome.DROP:
@@ -173,6 +214,23 @@ class Delivery:
                 )
             else:
                 report("retry", f"Redis answered {describe(error)} for {self._settings.key!r}; retrying with backoff")
+
+    def _replicated(self, trip: Trip) -> None:
+        """Enough replicas acknowledged every accepted batch: they are written."""
+        for index, accepted in enumerate(trip.accepted):
+            if accepted:
+                trip.accepted[index] = trip.open[index] = False
+                self._count(trip, len(trip.batches[index]), written=True)
+
+    def _send_again(self, trip: Trip) -> None:
+        """Accepted batches whose connection was lost before replicas acknowledged them go out again.
+
+        The master that took them may be gone without having replicated them;
+        if it did replicate them, the new write adds duplicates (counted as an unknown outcome).
+        """
+        again = trip.awaiting_replicas()
+        trip.accepted = [False] * len(trip.batches)
+        self._ledger.retries_unknown_outcome += again
 
     def _count(self, trip: Trip, count: int, *, written: bool) -> None:
         if trip.from_disk:

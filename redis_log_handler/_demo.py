@@ -15,8 +15,8 @@ from typing import Any, cast
 import redis
 import redis.exceptions
 
+from ._address import redact_url
 from ._command import CommandError, UsageError, connect
-from ._config import redact_url
 from ._diagnostics import describe
 from ._handler import RedisHandler
 from ._loguru import LoguruSink

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
 
-from ._config import ClientFactory, Settings, redact_url
+from ._address import redact_url
+from ._config import ClientFactory, Settings
 from ._diagnostics import describe, report
 from ._document import stdlib_document
 from ._encoding import DocumentEncoder
@@ -66,6 +67,8 @@ class RedisHandler(logging.Handler):
         spill_after: float = 5.0,
         heartbeat: float | None = None,
         schema: str = "v1",
+        shards: int = 1,
+        wait_replicas: int = 0,
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
         arguments = locals()

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from ._config import redact_url
+from ._address import redact_url
 from ._dead_letter import DeadLetters, Poison, parse_entry
 from ._diagnostics import describe, report
 from ._entries import Entry, EntryId

@@ -6,6 +6,7 @@ import enum
 import select
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
@@ -13,13 +14,16 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ._address import async_client, close_async_client
 from ._config import Settings
+from ._endpoint import endpoint_for
 from ._wire import command_prefix, join_calls
 
 __all__ = [
     "BatchWriter",
     "Outcome",
     "OutcomeUnknown",
+    "Reply",
     "classify",
     "create_client",
     "supports_idempotent_xadd",
@@ -88,7 +92,7 @@ def create_client(settings: Settings) -> Any:
     if settings.client is not None:
         return settings.client()
     assert settings.url is not None  # Settings.build resolved it
-    return redis.asyncio.Redis.from_url(
+    return async_client(
         settings.url,
         socket_timeout=settings.socket_timeout,
         socket_connect_timeout=CONNECT_TIMEOUT,
@@ -118,6 +122,14 @@ class OutcomeUnknown(Exception):
     """A write failed after its command went out: the server may or may not have applied it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one round trip brought back: each batch's error reply (or None), and the replicas' verdict."""
+
+    errors: list[Exception | None]
+    replicated: bool  # True when no replicas are awaited, else whether WAIT saw enough of them
+
+
 class BatchWriter:
     """Writes batches of framed documents over one dedicated connection, one script call per batch.
 
@@ -127,12 +139,24 @@ class BatchWriter:
     application's threads compete with it for the GIL. The script travels with
     every call (EVAL, not EVALSHA): it is tiny next to a batch, and a restarted
     or flushed server can never answer NOSCRIPT.
+
+    With ``wait_replicas=N`` every round trip ends with ``WAIT N <ms>``, which
+    covers every write made before it on this connection: ``generation`` tells
+    the caller whether a batch accepted earlier went over the current connection.
     """
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, key: str) -> None:
         self.client = client
         self.idempotent = False
+        self.generation = 0  # counts connections: a WAIT only vouches for writes made on its own
         self._stream = settings.mode == "stream"
+        self._endpoint = endpoint_for(client, key)
+        self._wait = (
+            join_calls(command_prefix([b"WAIT", b"%d" % settings.wait_replicas, b"%d" % _wait_ms(settings)]), [()])
+            if settings.wait_replicas
+            else b""
+        )
+        self._replicas = settings.wait_replicas
         self._connection: Any = None
         self._new_connection = False  # connected, and not yet asked for its version and socket
         # What write() waits for on its socket right now (read from other threads by can_resume).
@@ -143,7 +167,7 @@ class BatchWriter:
             b"EVAL",
             _SCRIPTS[settings.mode].encode(),
             b"1",
-            settings.key.encode(),
+            key.encode(),
             b"" if settings.maxlen is None else str(settings.maxlen).encode(),
             b"" if settings.ttl is None else str(settings.ttl).encode(),
         ]
@@ -160,19 +184,22 @@ class BatchWriter:
         self._waiting, self._connecting_since = _CONNECTING, time.monotonic()
         try:
             if self._connection is None:
-                # The pool hands out a connected connection.
-                self._connection = await self.client.connection_pool.get_connection()
+                self._connection = await self._endpoint.connection()
                 self._new_connection = True
             connection = self._connection
             if not connection.is_connected:
                 await connection.connect()
                 self._new_connection = True
             if self._new_connection:
+                self.generation += 1
                 self._fd = _socket_fd(connection)
                 self._waiting = _AWAITING_REPLY
                 # Checked on every (re)connect: a failover may land on another server version.
                 self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
                 self._new_connection = False
+        except Exception:
+            await self._drop_connection()  # the next attempt asks the endpoint again: a failover moves the master
+            raise
         finally:
             self._waiting = _NOT_WAITING
         return connection
@@ -215,17 +242,20 @@ class BatchWriter:
         """Connect now, so the first batch (or one sent at exit) finds a warm connection."""
         await self._connected()
 
-    async def write(self, batches: Sequence[Sequence[bytes]]) -> list[Exception | None]:
-        """Write *batches* in order in one round trip; returns each batch's error reply, or None.
+    async def write(self, batches: Sequence[Sequence[bytes]]) -> Reply:
+        """Write *batches* in order in one round trip (then ``WAIT`` if replicas are awaited).
 
         Each batch is one atomic script call; several batches are pipelined
         (not in a transaction), so the server stays responsive between them.
-        Failing to connect raises the connection error: nothing was sent. A
-        failure once the command is on its way raises :class:`OutcomeUnknown`.
+        With no batches, only the ``WAIT`` goes out (for batches written
+        earlier on this connection). Failing to connect raises the connection
+        error: nothing was sent. A failure once the command is on its way
+        raises :class:`OutcomeUnknown`.
         """
         connection = await self._connected()
-        command = join_calls(self._prefix[self.idempotent], batches)
+        command = join_calls(self._prefix[self.idempotent], batches) + self._wait
         errors: list[Exception | None] = []
+        replicated = True
         try:
             self._waiting = _SENDING
             await connection.send_packed_command(command, check_health=False)
@@ -237,27 +267,42 @@ class BatchWriter:
                     errors.append(exc)
                 else:
                     errors.append(None)
+            if self._replicas:
+                replicated = int(await connection.read_response()) >= self._replicas
         except BaseException as exc:
             # Replies may still be on their way: the connection is out of step.
-            self._fd = -1
-            await connection.disconnect(nowait=True)
+            await self._drop_connection()
             if isinstance(exc, Exception):
                 raise OutcomeUnknown(str(exc) or type(exc).__name__) from exc
             raise
         finally:
             self._waiting = _NOT_WAITING
-        return errors
+        if any(isinstance(error, redis.exceptions.AskError) and self._endpoint.redirected(error) for error in errors):
+            await self._drop_connection()  # the key lives elsewhere now: the next write connects there
+        return Reply(errors, replicated)
+
+    async def _drop_connection(self) -> None:
+        self._fd = -1
+        connection, self._connection = self._connection, None
+        self._endpoint.lost()
+        if connection is not None:
+            await self._endpoint.release(connection)
 
     async def close(self) -> None:
         """Close the connection and the client."""
         if self._connection is not None:
-            await self._connection.disconnect(nowait=True)
-            await self.client.connection_pool.release(self._connection)
-        await self.client.aclose()
+            await self._endpoint.release(self._connection)
+            self._connection = None
+        await close_async_client(self.client)
 
 
 _NOT_WAITING, _CONNECTING, _SENDING, _AWAITING_REPLY = 0, 1, 2, 3
 _CONNECT_GRACE = 0.05  # seconds a (re)connection may take before it counts as a wait on Redis
+
+
+def _wait_ms(settings: Settings) -> int:
+    """How long one WAIT blocks on the server: well inside the socket timeout, so its reply always comes."""
+    return max(1, int(min(1.0, settings.socket_timeout / 2) * 1000))
 
 
 def _socket_fd(connection: Any) -> int:
@@ -280,7 +325,14 @@ class Outcome(enum.Enum):
 # code from the message); the others keep the code as the message's first word.
 _TRANSIENT_ERRORS: tuple[type[Exception], ...] = tuple(
     getattr(redis.exceptions, name)
-    for name in ("OutOfMemoryError", "ReadOnlyError", "TryAgainError", "ClusterDownError", "MasterDownError")
+    for name in (
+        "OutOfMemoryError",
+        "ReadOnlyError",
+        "TryAgainError",
+        "ClusterDownError",
+        "MasterDownError",
+        "AskError",  # MOVED too (a subclass): the key's slot moved in a cluster
+    )
     if hasattr(redis.exceptions, name)
 )
 _TRANSIENT_CODES = frozenset(

@@ -54,12 +54,17 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """One redis-server process that can be started, killed, frozen, resumed and restarted on its port."""
 
-    def __init__(self, *extra_args: str, binary: str | None = None) -> None:
+    def __init__(self, *extra_args: str, binary: str | None = None, port: int | None = None) -> None:
         self.binary = binary or find_server_binary()
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.extra_args = list(extra_args)
         self._dir = Path(tempfile.mkdtemp(prefix="redis-log-bridge-"))
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The server's working directory (its log file is ``server.log``)."""
+        return self._dir
 
     @property
     def url(self) -> str:

@@ -48,7 +48,10 @@ class TestArguments:
             (["--threads", "many"], "argument --threads: must be a whole number, got 'many'"),
             (["--records", "0"], "argument --records: must be at least 1, got '0'"),
             (["--records", "-5"], "argument --records: must be at least 1, got '-5'"),
-            (["--url", "http//oops"], "argument --url: must start with redis://, rediss:// or unix://, got 'http//"),
+            (
+                ["--url", "http//oops"],
+                "argument --url: must start with redis://, rediss://, unix://, redis+sentinel://",
+            ),
             (["--url", "redis://:7000/0"], "argument --url: must have a host, got 'redis://:7000/0'"),
             (["--url", "redis://localhost:99999/0"], "argument --url: is malformed (Port out of range 0-65535)"),
         ],

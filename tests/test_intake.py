@@ -266,7 +266,7 @@ class TestWriterReadiness:
     def test_can_resume_follows_what_the_write_waits_for(self) -> None:
         """Connecting (briefly), a reply that has come, room to send: the writer could run; otherwise not."""
         settings = Settings.build(url="redis://127.0.0.1:1/0")
-        writer = BatchWriter(None, settings)
+        writer = BatchWriter(None, settings, settings.key)
         ours, server = socket.socketpair()
         try:
             writer._fd = ours.fileno()

@@ -80,7 +80,7 @@ class TestIdempotentWrites:
         asked: list[bytes] = []
         monkeypatch.setattr(_redis, "supports_idempotent_xadd", lambda info: asked.append(info) or True)
         settings = Settings.build(url=redis_server.url, key=key)
-        writer = BatchWriter(create_client(settings), settings)
+        writer = BatchWriter(create_client(settings), settings, key)
 
         async def connect_twice() -> tuple[bool, bool]:
             await writer.prepare()

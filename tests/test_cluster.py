@@ -1,0 +1,139 @@
+"""Redis Cluster: shards spread over the masters, a slot migration and a master failover lose nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from redis_log_handler import RedisHandler, shard_keys
+
+from .conftest import wait_until
+from .topologies import Cluster, node_client
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """Three masters, no replicas."""
+    started = Cluster(masters=3).start()
+    yield started
+    started.stop()
+
+
+def cluster_entries(cluster: Cluster, key: str) -> list[dict[str, Any]]:
+    """Every document in stream *key*, read from the master serving its slot."""
+    owner = node_client(cluster.owner(key_slot(key.encode())))
+    return [json.loads(fields["data"]) for _, fields in owner.xrange(key)]
+
+
+def log_from_threads(logger: logging.Logger, threads: int, per_thread: int) -> list[str]:
+    """Log from *threads* threads without pause; returns every message logged."""
+
+    def work(number: int) -> None:
+        for index in range(per_thread):
+            logger.info("t%d %d", number, index)
+
+    workers = [threading.Thread(target=work, args=(number,)) for number in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return [f"t{number} {index}" for number in range(threads) for index in range(per_thread)]
+
+
+_CHILD = """
+import logging, sys
+from redis_log_handler import RedisHandler
+logger = logging.getLogger("child")
+logger.addHandler(RedisHandler(url=sys.argv[1], key=sys.argv[2], shards=3))
+logger.setLevel(logging.INFO)
+for index in range({records}):
+    logger.info("%s", index)
+"""
+
+
+def test_shards_spread_over_the_masters(cluster: Cluster, tmp_path: Path) -> None:
+    """Processes write to shards chosen from their producer ids; the three shards sit on three masters."""
+    key, records = "spread", 2000
+    keys = shard_keys(key, 3)
+    assert len({cluster.owner(key_slot(shard.encode())).port for shard in keys}) == 3
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters[0].port, decode_responses=True)
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD.format(records=records))
+    children = 0
+    # Each process picks a shard from its random producer id: start processes until each shard got one.
+    while not all(client.xlen(shard) for shard in keys):
+        assert children < 40, "40 processes never covered three shards"
+        subprocess.run([sys.executable, str(script), cluster.url, key], check=True, timeout=60)
+        children += 1
+    documents = [document for shard in keys for document in cluster_entries(cluster, shard)]
+    assert len(documents) == children * records
+    assert len({document["id"] for document in documents}) == children * records
+    for shard in keys:  # one process's records stay together, in order, on one shard
+        by_process = Counter(document["process"] for document in cluster_entries(cluster, shard))
+        assert set(by_process.values()) == {records}
+    client.close()
+
+
+def test_slot_migration_while_logging_loses_nothing(cluster: Cluster, logger: logging.Logger) -> None:
+    """The key's slot moves to another master mid-stream; MOVED is followed and every record arrives once."""
+    key = "migrating"
+    slot = key_slot(key.encode())
+    handler = RedisHandler(url=cluster.url, key=key, buffer_size=500_000)
+    logger.addHandler(handler)
+    target = next(master for master in cluster.masters if master is not cluster.owner(slot))
+    messages: list[str] = []
+    logging_thread = threading.Thread(target=lambda: messages.extend(log_from_threads(logger, 4, 25_000)))
+    logging_thread.start()
+    wait_until(lambda: handler.stats()["written"] >= 5_000, timeout=30)
+    cluster.migrate(slot, target)
+    logging_thread.join()
+    assert handler.flush(30)
+    stats = handler.stats()
+    assert cluster.owner(slot) is target
+    entries = cluster_entries(cluster, key)
+    assert Counter(entry["message"] for entry in entries) == Counter(messages)
+    assert stats["written"] == stats["accepted"] == len(messages)
+    assert stats["dropped"] == 0
+    handler.close()
+
+
+def test_master_failover_with_wait_replicas_keeps_every_record(tmp_path: Path, logger: logging.Logger) -> None:
+    """The master of the key's slot is killed mid-stream; once a replica took over, every record is there."""
+    replicated = Cluster(masters=3, replicas=2).start()
+    try:
+        key = "failover"
+        slot = key_slot(key.encode())
+        handler = RedisHandler(url=replicated.url, key=key, wait_replicas=1, spill_dir=tmp_path)
+        logger.addHandler(handler)
+        messages: list[str] = []
+        logging_thread = threading.Thread(target=lambda: messages.extend(log_from_threads(logger, 4, 25_000)))
+        logging_thread.start()
+        wait_until(lambda: handler.stats()["written"] >= 5_000, timeout=30)
+        old_master = replicated.owner(slot)
+        old_master.kill()
+        logging_thread.join()
+        wait_until(lambda: replicated.owner(slot) is not old_master, timeout=60)
+        assert handler.flush(60)
+        replicated.wait_ok()
+        stats = handler.stats()
+        entries = cluster_entries(replicated, key)
+        assert set(Counter(entry["message"] for entry in entries)) == set(messages)  # at least once
+        assert len(entries) - len(messages) <= stats["retries_unknown_outcome"]  # duplicates are counted
+        assert stats["written"] == stats["accepted"] == len(messages)
+        assert stats["dropped"] == 0
+        handler.close()
+    finally:
+        replicated.stop()
