@@ -83,6 +83,12 @@ def _add_source(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--mode", choices=MODES, default="stream", help="how the records were written (default: %(default)s)"
     )
+    command.add_argument(
+        "--shards",
+        type=positive_int(1024),
+        default=1,
+        help="the key's shards, as the handlers' shards= (default: %(default)s); all are read",
+    )
 
 
 def _add_tail(commands: argparse._SubParsersAction[_Parser]) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 import redis
 import redis.exceptions
 
-from ._address import redact_url
+from ._address import redact_url, sync_client
 from ._config import resolve_url
 from ._diagnostics import describe
 
@@ -50,12 +51,18 @@ def redis_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("url ")) from None
 
 
-def connect(url: str) -> redis.Redis:
-    """A synchronous client that has answered PING; raises :class:`CommandError` if the server cannot be reached."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=_COMMAND_TIMEOUT)
+def connect(url: str) -> Any:
+    """A synchronous client that has answered PING; raises :class:`CommandError` if the server cannot be reached.
+
+    A ``redis.Redis`` (for Sentinel, of the current master), or a ``redis.RedisCluster``.
+    """
+    client = None
     try:
+        client = sync_client(url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=_COMMAND_TIMEOUT)
         client.ping()
-    except redis.exceptions.RedisError as exc:
-        client.close()
+    # A cluster client connects in its constructor, and raises RedisClusterException if no node answers.
+    except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+        if client is not None:
+            client.close()
         raise CommandError(f"cannot reach Redis at {redact_url(url)} ({describe(exc)})") from None
     return client

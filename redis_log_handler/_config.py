@@ -27,6 +27,7 @@ __all__ = [
     "check_one_of",
     "check_positive_int",
     "check_seconds",
+    "check_shards",
     "checked",
     "resolve_url",
 ]
@@ -157,7 +158,7 @@ def _url(_: str, value: str | None, values: dict[str, Any]) -> str:
     return resolve_url(value) if values["client"] is None else (value or "<client factory>")
 
 
-def _shards(name: str, value: object, values: dict[str, Any]) -> int:
+def check_shards(name: str, value: object, values: dict[str, Any]) -> int:
     value = check_positive_int(name, value)
     if value > 1 and values["mode"] == "pubsub":
         raise ValueError(f"{name} applies to stream and list modes, not pubsub, got {value!r}")
@@ -211,7 +212,7 @@ _CHECKS: dict[str, Check] = {
     "heartbeat": lambda name, value, values: (
         None if value is None else check_seconds(allow_zero=False)(name, value, values)
     ),
-    "shards": _shards,
+    "shards": check_shards,
     "wait_replicas": _wait_replicas,
 }
 

@@ -75,13 +75,17 @@ def run_consume(arguments: argparse.Namespace) -> int:
     """Configure logging, check the server, and run a consumer until SIGTERM or SIGINT; returns the exit status."""
     configure_logging(arguments.config)
     _keep_redis_py_to_stderr()
-    consumer = RedisLogConsumer(
-        url=arguments.url,
-        key=arguments.key,
-        mode=arguments.mode,
-        group=arguments.group,
-        name=arguments.name,
-    )
+    try:
+        consumer = RedisLogConsumer(
+            url=arguments.url,
+            key=arguments.key,
+            mode=arguments.mode,
+            group=arguments.group,
+            name=arguments.name,
+            shards=arguments.shards,
+        )
+    except ValueError as exc:  # a combination argparse cannot check (--shards with --mode pubsub, say)
+        raise UsageError(str(exc)) from None
     settings = consumer.settings
     assert settings.url is not None
     connect(settings.url).close()  # a server that cannot be reached is one line and status 1, before anything runs

@@ -28,19 +28,28 @@ from ._address import redact_url
 from ._dead_letter import DeadLetters, Poison, parse_entry
 from ._diagnostics import describe, report
 from ._entries import Entry, EntryId
-from ._group import StreamGroup
 from ._log_record import to_log_record
-from ._pop import ChannelListener, ListPopper
+from ._pop import ChannelListener
 from ._reader_config import ReaderSettings
 from ._recent import RecentIds
+from ._shard_feed import Feed, ShardedFeed, open_feed, reopens_on_error
 
 __all__ = ["RedisLogConsumer"]
 
-_CONNECT_TIMEOUT = 2.0
 _MAX_BACKOFF = 5.0
-Feed = StreamGroup | ListPopper | ChannelListener
 # Connection errors in redis-py's hierarchy that retrying cannot fix.
 _REFUSALS = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def _rides_out(exc: redis.exceptions.RedisError) -> bool:
+    """Whether a failed read is retried: a lost connection; in a cluster, a key whose slot moved (MOVED,
+    ASK, or UNBLOCKED when it left while a read waited on it); not a refused password or permission.
+    """
+    if isinstance(exc, _REFUSALS):
+        return False
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | redis.exceptions.AskError):
+        return True
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("UNBLOCKED")
 
 
 @dataclass(slots=True)
@@ -73,6 +82,7 @@ class RedisLogConsumer:
         dedupe_window: int = 100_000,
         dead_letter: str | None = None,
         max_failures: int = 3,
+        shards: int = 1,
     ) -> None:
         self.settings = ReaderSettings.build(
             url=url,
@@ -87,9 +97,10 @@ class RedisLogConsumer:
             dedupe_window=dedupe_window,
             dead_letter=dead_letter,
             max_failures=max_failures,
+            shards=shards,
         )
-        self._client: redis.Redis | None = None
-        self._feed: Feed | None = None
+        self._client: Any = None
+        self._feed: Feed | ShardedFeed | None = None
         self._recent = RecentIds(self.settings.dedupe_window)
         names = ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending", "errors")
         self._counts = dict.fromkeys(names, 0)
@@ -174,10 +185,12 @@ class RedisLogConsumer:
                     self._counts["acked"] += len(to_ack)
                     to_ack = []
                     self._lag = feed.lag()
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                    if isinstance(exc, _REFUSALS):
-                        raise  # a wrong password or a missing permission: retrying cannot fix it
+                except redis.exceptions.RedisError as exc:
+                    if not _rides_out(exc):
+                        raise
                     # XACK is idempotent: ids whose acknowledgement may have been lost are sent again.
+                    if reopens_on_error(self.settings):
+                        self.close()  # entries it held stay pending: this consumer reads its history again
                     backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
                     self._counts["errors"] += 1
                     report("consumer-read", f"cannot read from Redis ({describe(exc)}); retrying")
@@ -195,14 +208,14 @@ class RedisLogConsumer:
             if self._feed is not None:
                 self._settle(self._feed)
 
-    def _give_back(self, feed: Feed, unhandled: list[Entry]) -> None:
+    def _give_back(self, feed: Feed | ShardedFeed, unhandled: list[Entry]) -> None:
         try:
             feed.give_back(unhandled)
         except redis.exceptions.RedisError as exc:
             self._counts["errors"] += 1
             report("consumer-give-back", f"cannot give back {len(unhandled)} unhandled entries ({describe(exc)})")
 
-    def _settle(self, feed: Feed) -> None:
+    def _settle(self, feed: Feed | ShardedFeed) -> None:
         try:
             feed.stop()
         except redis.exceptions.RedisError as exc:
@@ -275,23 +288,10 @@ class RedisLogConsumer:
         if entry[0] is not None:
             batch.to_ack.append(entry[0])
 
-    def _open(self) -> Feed:
-        if self._feed is not None:
-            return self._feed
-        s = self.settings
-        assert s.url is not None
-        self._client = redis.Redis.from_url(
-            s.url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=s.block + 10.0
-        )
-        feed: Feed
-        if s.mode == "stream":
-            feed = StreamGroup(self._client, s, self._counts)
-        elif s.mode == "list":
-            feed = ListPopper(self._client, s)
-        else:
-            feed = ChannelListener(self._client, s)
-        self._feed = feed
-        return feed
+    def _open(self) -> Feed | ShardedFeed:
+        if self._feed is None:
+            self._client, self._feed = open_feed(self.settings, self._counts)
+        return self._feed
 
     @staticmethod
     def _wait(stop: threading.Event | None, seconds: float) -> None:

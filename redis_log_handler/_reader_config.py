@@ -15,6 +15,7 @@ from ._config import (
     check_one_of,
     check_positive_int,
     check_seconds,
+    check_shards,
     checked,
     resolve_url,
 )
@@ -44,6 +45,7 @@ class ReaderSettings:
     dedupe_window: int = 100_000
     dead_letter: str | None = None
     max_failures: int = 3
+    shards: int = 1
 
     @classmethod
     def build(cls, **arguments: Any) -> ReaderSettings:
@@ -81,4 +83,5 @@ _CHECKS: dict[str, Check] = {
         f"{values['key']}:dead" if value is None else check_non_empty(name, value, values)
     ),
     "max_failures": check_positive_int,
+    "shards": check_shards,
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import io
 import os
 import re
@@ -20,12 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-import redis
-
 from ._command import UsageError, connect
 from ._dead_letter import Poison, parse_entry
 from ._document import iso_timestamp, normalize_level
 from ._entries import Entry
+from ._shards import shard_keys
 from ._tail_format import RecordFilter, escape, json_line, text_lines
 
 __all__ = ["count_argument", "level_argument", "print_last", "regex_argument", "run_tail", "since_argument"]
@@ -98,18 +98,26 @@ class _Printer:
             return None
         return [json_line(document)] if self._json else text_lines(document, colour=self._colour)
 
+    def stamped(self, entry: Entry) -> tuple[str, list[str]] | None:
+        """The record's ``@timestamp`` and its lines (to merge shards in time order), or None."""
+        lines = self.lines(entry)
+        if lines is None:
+            return None
+        document = parse_entry(entry)
+        stamp = document.get("@timestamp") if isinstance(document, dict) else None
+        return stamp if isinstance(stamp, str) else "", lines
+
     def show(self, lines: list[str], *, flush: bool = False) -> None:
         self._out.write("".join(f"{line}\n" for line in lines))
         if flush:
             self._out.flush()
 
 
-_Lines = Callable[[Entry], list[str] | None]
+_Lines = Callable[[Entry], Any]
+"""Turns an entry into what is kept of it (its lines, say), or None if it does not pass."""
 
 
-def _last_in_stream(
-    client: redis.Redis, key: str, count: int, since_ms: int, lines_of: _Lines
-) -> tuple[list[Any], str]:
+def _last_in_stream(client: Any, key: str, count: int, since_ms: int, lines_of: _Lines) -> tuple[list[Any], str]:
     """The lines of the last *count* entries that pass, oldest first, and the id to follow from."""
     found: list[Any] = []
     newest = "0-0"
@@ -134,16 +142,28 @@ def _last_in_stream(
     return found, newest
 
 
-def _follow_stream(client: redis.Redis, key: str, after: str) -> Iterator[Entry]:
+def _follow_streams(client: Any, positions: dict[str, str]) -> Iterator[Entry]:
+    """New entries of every stream in *positions* (key -> the id to read after), each stream in turn.
+
+    One stream at a time: the shards of a key live on different masters of a cluster.
+    """
+    block = max(10, _FOLLOW_BLOCK_MS // len(positions))
     while True:
-        reply: Any = client.xread({key: after}, block=_FOLLOW_BLOCK_MS, count=_CHUNK)
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                after = entry_id.decode()
-                yield after, fields
+        for key, after in positions.items():
+            reply: Any = client.xread({key: after}, block=block, count=_CHUNK)
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    positions[key] = entry_id.decode()
+                    yield positions[key], fields
 
 
-def _last_in_list(client: redis.Redis, key: str, count: int, lines_of: _Lines) -> list[Any]:
+def _merged(per_shard: list[list[tuple[str, list[str]]]], count: int) -> list[list[str]]:
+    """The last *count* records of several shards, merged by ``@timestamp`` (each shard keeps its own order)."""
+    merged = list(heapq.merge(*per_shard, key=lambda stamped: stamped[0]))
+    return [lines for _, lines in merged[len(merged) - count :]] if count else []
+
+
+def _last_in_list(client: Any, key: str, count: int, lines_of: _Lines) -> list[Any]:
     """The lines of the last *count* elements that pass, oldest first (the handler pushes to the tail)."""
     found: list[Any] = []
     end = -1
@@ -162,8 +182,8 @@ def _last_in_list(client: redis.Redis, key: str, count: int, lines_of: _Lines) -
     return found
 
 
-def _channel(client: redis.Redis, key: str) -> Iterator[Entry]:
-    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+def _channel(client: Any, key: str) -> Iterator[Entry]:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(key)
     while True:
         message = pubsub.get_message(timeout=_FOLLOW_BLOCK_MS / 1000)
@@ -182,7 +202,7 @@ def _show_new(printer: _Printer, entries: Iterator[Entry], limit: int | None) ->
             shown += 1
 
 
-def print_last(client: redis.Redis, key: str, count: int, out: TextIO) -> None:
+def print_last(client: Any, key: str, count: int, out: TextIO) -> None:
     """Print the last *count* records of the stream *key* as ``tail -n`` does, unfiltered and without colour."""
     printer = _Printer(RecordFilter(), as_json=False, out=out, colour=False)
     for lines in _last_in_stream(client, key, count, 0, printer.lines)[0]:
@@ -197,6 +217,8 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
             out.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character gets an escape
     if arguments.follow and arguments.mode == "list":
         raise UsageError("-f cannot follow a list (consumers popping it move every index); use stream mode")
+    if arguments.shards > 1 and arguments.mode == "pubsub":
+        raise UsageError("--shards applies to streams and lists: a channel is not sharded")
     since = arguments.since
     record_filter = RecordFilter(
         min_levelno=arguments.level,
@@ -207,21 +229,23 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     printer = _Printer(record_filter, arguments.json, out)
     count = 10 if arguments.lines is None else arguments.lines
+    keys = shard_keys(arguments.key, arguments.shards)
     client = connect(arguments.url)
     try:
         if arguments.mode == "pubsub":  # no history: what is published from now on, up to -n records if given
             _show_new(printer, _channel(client, arguments.key), arguments.lines)
         elif arguments.mode == "list":
-            for lines in _last_in_list(client, arguments.key, count, printer.lines):
+            for lines in _merged([_last_in_list(client, key, count, printer.stamped) for key in keys], count):
                 printer.show(lines)
         else:
             since_ms = int(since * 1000) if since is not None else 0
-            last, newest = _last_in_stream(client, arguments.key, count, since_ms, printer.lines)
-            for lines in last:
+            shards = [_last_in_stream(client, key, count, since_ms, printer.stamped) for key in keys]
+            for lines in _merged([last for last, _ in shards], count):
                 printer.show(lines)
             if arguments.follow:
                 out.flush()
-                _show_new(printer, _follow_stream(client, arguments.key, newest), None)
+                positions = {key: newest for key, (_, newest) in zip(keys, shards, strict=True)}
+                _show_new(printer, _follow_streams(client, positions), None)
     finally:
         client.close()
     return 0

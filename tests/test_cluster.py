@@ -16,9 +16,11 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from redis_log_handler import RedisHandler, shard_keys
+from redis_log_handler import RedisHandler, RedisLogConsumer, shard_keys
+from redis_log_handler._cli import main
 
 from .conftest import wait_until
+from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream
 from .topologies import Cluster, node_client
 
 pytestmark = pytest.mark.slow
@@ -137,3 +139,58 @@ def test_master_failover_with_wait_replicas_keeps_every_record(tmp_path: Path, l
         handler.close()
     finally:
         replicated.stop()
+
+
+def write_shards(cluster: Cluster, key: str, per_shard: int, logger: str = "app") -> list[dict[str, Any]]:
+    """Documents with interleaved timestamps written straight into each of three shards; returns them all."""
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters[0].port)
+    everything: list[dict[str, Any]] = []
+    for index, shard in enumerate(shard_keys(key, 3)):
+        docs = [
+            document
+            for number, document in enumerate(documents(3 * per_shard, logger))
+            if number % 3 == index  # record n goes to shard n % 3: time order interleaves the shards
+        ]
+        write_stream(client, shard, docs)
+        everything += docs
+    client.close()
+    return everything
+
+
+def test_consumer_reads_every_shard(cluster: Cluster) -> None:
+    """RedisLogConsumer(shards=3) gets every record of the three shards once, and acknowledges each on its shard."""
+    key, name = "consumed", new_logger_name()
+    write_shards(cluster, key, 2000, name)
+    consumer = RedisLogConsumer(url=cluster.url, key=key, shards=3, block=0.1)
+    with collecting(name) as collector, running(consumer):
+        wait_for_numbers(collector, 6000)
+    assert sorted(collector.numbers) == list(range(6000))
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters[0].port)
+    assert [client.xpending(shard, "redis-log-handler")["pending"] for shard in shard_keys(key, 3)] == [0, 0, 0]
+    client.close()
+
+
+def test_tail_merges_shards_by_timestamp(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    """tail --shards 3 shows the newest records of all shards together, in time order."""
+    key = "tailed"
+    write_shards(cluster, key, 100)
+    assert main(["tail", "--url", cluster.url, "--key", key, "--shards", "3", "-n", "7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" ", 1)[1] for line in lines] == [str(number) for number in range(293, 300)]
+
+
+def test_consumer_follows_its_key_to_another_master(cluster: Cluster) -> None:
+    """The stream's slot moves while the consumer reads it: after MOVED it reads on, from the new master."""
+    key, name = "followed", new_logger_name()
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters[0].port)
+    slot = key_slot(key.encode())
+    consumer = RedisLogConsumer(url=cluster.url, key=key, block=0.1)
+    with collecting(name) as collector, running(consumer):
+        write_stream(client, key, documents(1000, name))
+        wait_for_numbers(collector, 1000)
+        cluster.migrate(slot, next(master for master in cluster.masters if master is not cluster.owner(slot)))
+        write_stream(client, key, documents(2000, name, 1000))
+        wait_for_numbers(collector, 3000)
+    client.close()
+    assert sorted(collector.numbers) == list(range(3000))  # each once
+    assert consumer.stats()["errors"] >= 1  # the MOVED reply
