@@ -1,4 +1,4 @@
-"""Benchmarks for redis-log-bridge: throughput, caller cost, memory, delivery latency and the consumer.
+"""Benchmarks for redis-log-bridge: throughput, caller cost, memory, delivery latency, the consumer, scaling.
 
     python benchmarks/run.py            # the full suite (about 20 minutes on 2 cores)
     python benchmarks/run.py --smoke    # a short run with small N (what CI does; no assertions on time)
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import consumer
 import peers
+import scaling
 import spill
 import sustained
 from common import MESSAGE, new_logger, percentiles, run_threads
@@ -478,6 +479,8 @@ def print_report(results: dict[str, Any]) -> None:
         f"flush_interval {lat['flush_interval_ms']:.0f} ms)\n"
     )
     print(f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+    scaled = results["scaling"]
+    scaling.print_scaling(scaled["server_cost"], scaled["replica_wait"], scaled["aggregate"])
 
 
 def _environment(url: str) -> dict[str, Any]:
@@ -537,6 +540,12 @@ def main() -> int:
         results["memory"] = memory(10_000 if smoke else 100_000, 100_000 if smoke else 1_000_000)
         _progress("delivery latency")
         results["latency"] = delivery_latency(server.url, 0.5 if smoke else 10.0, 1000)
+    _progress("scaling")
+    results["scaling"] = {
+        "server_cost": scaling.server_cost(5_000 if smoke else 100_000, 1 if smoke else 3),
+        "replica_wait": scaling.replica_wait(5_000 if smoke else 100_000, 1 if smoke else 3),
+        "aggregate": scaling.aggregate(5_000 if smoke else 100_000, 1 if smoke else 3),
+    }
     print_report(results)
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{'smoke' if smoke else 'full'}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"

@@ -1,4 +1,4 @@
-"""Everything that talks to Redis: the client, the batch-writing scripts and error classification."""
+"""Talking to Redis: the writer's client and connection, one round trip of batches, and error classification."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._address import async_client, close_async_client
+from ._commands import BatchCommands
 from ._config import Settings
+from ._diagnostics import describe, report
 from ._endpoint import endpoint_for
 from ._wire import command_prefix, join_calls
 
@@ -33,58 +35,6 @@ CONNECT_TIMEOUT = 2.0
 # Idempotent XADD (IDMP) first shipped in Redis 8.6; Valkey reports a
 # redis_version for compatibility but does not have it.
 _IDMP_SINCE = (8, 6)
-
-# One script call writes a whole batch: one command and one small reply (a
-# pipeline of XADDs costs the consumer per-entry reply parsing), and a script
-# runs atomically on the server.
-# KEYS[1] = key; ARGV[1] = maxlen or ""; ARGV[2] = ttl or "";
-# ARGV[3] = "1" to write idempotently (stream mode on Redis 8.6+), else ""; ARGV[4..] = documents.
-_STREAM_SCRIPT = """
-local key = KEYS[1]
-local first = 4
-if ARGV[3] == "1" then
-  -- Idempotent XADD (Redis 8.6+): the batch's first entry carries its record
-  -- id, so a batch re-sent after a lost reply is recognised and skipped whole
-  -- (the script is atomic: a batch is either all in the stream or not at all).
-  local producer, sequence = string.match(cjson.decode(ARGV[4]).id, "^(.*)-(%d+)$")
-  local before = redis.call('XLEN', key)
-  redis.call('XADD', key, 'IDMP', producer, sequence, '*', 'data', ARGV[4])
-  if redis.call('XLEN', key) == before then return 0 end
-  first = 5
-end
-for i = first, #ARGV do
-  redis.call('XADD', key, '*', 'data', ARGV[i])
-end
-local maxlen = tonumber(ARGV[1])
-if maxlen then redis.call('XTRIM', key, 'MAXLEN', '~', maxlen) end
-local ttl = tonumber(ARGV[2])
-if ttl then redis.call('EXPIRE', key, ttl) end
-return #ARGV - 3
-"""
-
-# Lua's unpack() has a stack limit, so RPUSH takes at most 1000 elements a call.
-_LIST_SCRIPT = """
-local key = KEYS[1]
-local last = #ARGV
-for i = 4, last, 1000 do
-  redis.call('RPUSH', key, unpack(ARGV, i, math.min(i + 999, last)))
-end
-local maxlen = tonumber(ARGV[1])
-if maxlen then redis.call('LTRIM', key, -maxlen, -1) end
-local ttl = tonumber(ARGV[2])
-if ttl then redis.call('EXPIRE', key, ttl) end
-return last - 3
-"""
-
-_PUBSUB_SCRIPT = """
-local key = KEYS[1]
-for i = 4, #ARGV do
-  redis.call('PUBLISH', key, ARGV[i])
-end
-return #ARGV - 3
-"""
-
-_SCRIPTS = {"stream": _STREAM_SCRIPT, "list": _LIST_SCRIPT, "pubsub": _PUBSUB_SCRIPT}
 
 
 def create_client(settings: Settings) -> Any:
@@ -131,14 +81,12 @@ class Reply:
 
 
 class BatchWriter:
-    """Writes batches of framed documents over one dedicated connection, one script call per batch.
+    """Writes batches of framed documents over one dedicated connection, one atomic command per batch.
 
-    Commands are assembled from pre-framed documents with a single
+    Commands (see ``_commands``) are assembled from pre-framed documents with a single
     ``bytes.join`` (see ``_wire``) and sent with ``send_packed_command``: redis-py's per-argument
     packing would cost the consumer thread microseconds per record while the
-    application's threads compete with it for the GIL. The script travels with
-    every call (EVAL, not EVALSHA): it is tiny next to a batch, and a restarted
-    or flushed server can never answer NOSCRIPT.
+    application's threads compete with it for the GIL.
 
     With ``wait_replicas=N`` every round trip ends with ``WAIT N <ms>``, which
     covers every write made before it on this connection: ``generation`` tells
@@ -151,6 +99,7 @@ class BatchWriter:
         self.generation = 0  # counts connections: a WAIT only vouches for writes made on its own
         self._stream = settings.mode == "stream"
         self._endpoint = endpoint_for(client, key)
+        self._key = key
         self._wait = (
             join_calls(command_prefix([b"WAIT", b"%d" % settings.wait_replicas, b"%d" % _wait_ms(settings)]), [()])
             if settings.wait_replicas
@@ -163,17 +112,7 @@ class BatchWriter:
         self._waiting = _NOT_WAITING
         self._connecting_since = 0.0
         self._fd = -1
-        fixed = [
-            b"EVAL",
-            _SCRIPTS[settings.mode].encode(),
-            b"1",
-            key.encode(),
-            b"" if settings.maxlen is None else str(settings.maxlen).encode(),
-            b"" if settings.ttl is None else str(settings.ttl).encode(),
-        ]
-        self._prefix = {
-            idempotent: command_prefix([*fixed, b"1" if idempotent else b""]) for idempotent in (False, True)
-        }
+        self._commands = BatchCommands(settings, key)
 
     @property
     def connected(self) -> bool:
@@ -253,7 +192,7 @@ class BatchWriter:
         raises :class:`OutcomeUnknown`.
         """
         connection = await self._connected()
-        command = join_calls(self._prefix[self.idempotent], batches) + self._wait
+        command = self._commands.command(batches, idempotent=self.idempotent) + self._wait
         errors: list[Exception | None] = []
         replicated = True
         try:
@@ -261,12 +200,7 @@ class BatchWriter:
             await connection.send_packed_command(command, check_health=False)
             self._waiting = _AWAITING_REPLY
             for _ in batches:
-                try:
-                    await connection.read_response()
-                except redis.exceptions.ResponseError as exc:
-                    errors.append(exc)
-                else:
-                    errors.append(None)
+                errors.append(await self._batch_reply(connection))
             if self._replicas:
                 replicated = int(await connection.read_response()) >= self._replicas
         except BaseException as exc:
@@ -280,6 +214,21 @@ class BatchWriter:
         if any(isinstance(error, redis.exceptions.AskError) and self._endpoint.redirected(error) for error in errors):
             await self._drop_connection()  # the key lives elsewhere now: the next write connects there
         return Reply(errors, replicated)
+
+    async def _batch_reply(self, connection: Any) -> Exception | None:
+        """The error reply to one batch's write, or None; the replies of its trim and expiry are only reported."""
+        try:
+            await connection.read_response()
+        except redis.exceptions.ResponseError as exc:
+            error: Exception | None = exc
+        else:
+            error = None
+        for _ in range(self._commands.replies - 1):
+            try:
+                await connection.read_response()
+            except redis.exceptions.ResponseError as exc:  # the batch is written: only its upkeep failed
+                report("upkeep", f"Redis refused to trim or expire {self._key!r} ({describe(exc)})")
+        return error
 
     async def _drop_connection(self) -> None:
         self._fd = -1

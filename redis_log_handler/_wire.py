@@ -36,11 +36,16 @@ def command_prefix(arguments: Sequence[bytes]) -> CommandPrefix:
     return CommandPrefix(len(arguments), b"".join(frame(argument) for argument in arguments))
 
 
-def join_calls(prefix: CommandPrefix, batches: Iterable[Sequence[bytes]]) -> bytes:
-    """One command per batch (the prefix, then the batch's frames as further arguments), joined into one write."""
+def join_calls(prefix: CommandPrefix, batches: Iterable[Sequence[bytes]], after: bytes = b"") -> bytes:
+    """One command per batch (the prefix, then the batch's frames as further arguments), joined into one write.
+
+    *after*, complete commands already in wire form, follows each batch's command.
+    """
     parts: list[bytes] = []
     for batch in batches:
         parts.append(b"*%d\r\n" % (prefix.arguments + len(batch)))
         parts.append(prefix.framed)
         parts.extend(batch)
+        if after:
+            parts.append(after)
     return b"".join(parts)

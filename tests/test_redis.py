@@ -12,9 +12,9 @@ import redis
 import redis.exceptions
 
 from redis_log_handler import RedisHandler, _redis
+from redis_log_handler._commands import _STREAM_SCRIPT
 from redis_log_handler._config import Settings
 from redis_log_handler._redis import (
-    _STREAM_SCRIPT,
     BatchWriter,
     Outcome,
     classify,

@@ -70,9 +70,12 @@ def test_no_asyncio_on_the_callers_side(module: str) -> None:
 
 READER_SIDE = [
     "_reader", "_reader_config", "_group", "_prefetch", "_entries", "_pop", "_dead_letter", "_recent",
-    "_log_record", "_tail", "_tail_format", "_consume_command",
+    "_log_record", "_tail", "_tail_format", "_consume_command", "_shard_feed",
 ]  # fmt: skip
-WRITER_SIDE = {"_handler", "_intake", "_shipper", "_consumer", "_delivery", "_runtime", "_redis", "_spill", "_flush"}
+WRITER_SIDE = {
+    "_handler", "_intake", "_shipper", "_consumer", "_delivery", "_runtime", "_redis", "_endpoint", "_commands",
+    "_spill", "_flush",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("module", READER_SIDE)
