@@ -19,6 +19,7 @@ from typing import Any
 from ._config import Settings
 from ._diagnostics import describe, report
 from ._document import producer_id
+from ._failover import RecentWrites
 from ._ledger import Ledger
 from ._redis import BatchWriter, Outcome, OutcomeUnknown, classify, create_client
 from ._shards import shard_key
@@ -121,6 +122,9 @@ class Delivery:
         self._settings = settings
         self._ledger = ledger
         self._writer: BatchWriter | None = None
+        # With wait_replicas: the batches written lately, and those to send again to a promoted replica.
+        self._recent = RecentWrites(max(settings.batch_size, settings.buffer_size // 2))
+        self._again: list[list[bytes]] = []
         self.failing_since: float | None = None  # monotonic time of the first failure since the last success
         self._last_error: str | None = None
         self._last_error_at: float | None = None
@@ -163,21 +167,20 @@ class Delivery:
         try:
             writer = self._ensure_writer()
             async with asyncio.timeout(timeout):
-                if trip.awaiting_replicas():
+                if self._settings.wait_replicas:
                     await writer.prepare()  # a WAIT vouches only for writes on its own connection
-                    if trip.accepted_on != writer.generation:
-                        self._send_again(trip)
+                    self._after_failover(trip, writer)
                 batches = trip.to_send()
-                reply = await writer.write(batches)
+                reply = await writer.write([*self._again, *batches])
         except Exception as exc:
             unknown = isinstance(exc, OutcomeUnknown)
             cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
             self._note_error(cause)
             if unknown:
-                self._ledger.retries_unknown_outcome += sum(len(batch) for batch in batches)
+                self._ledger.retries_unknown_outcome += sum(len(batch) for batch in [*self._again, *batches])
             report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
             return False
-        self._settle(trip, reply.errors, writer.generation)
+        self._settle(trip, self._sent_again(reply.errors), writer.generation)
         if trip.awaiting_replicas():
             if not reply.replicated:
                 self._note_error(NotReplicated(f"fewer than {self._settings.wait_replicas} replicas acknowledged"))
@@ -221,16 +224,37 @@ class Delivery:
             if accepted:
                 trip.accepted[index] = trip.open[index] = False
                 self._count(trip, len(trip.batches[index]), written=True)
+                self._recent.add(trip.batches[index])
 
-    def _send_again(self, trip: Trip) -> None:
-        """Accepted batches whose connection was lost before replicas acknowledged them go out again.
-
-        The master that took them may be gone without having replicated them;
-        if it did replicate them, the new write adds duplicates (counted as an unknown outcome).
+    def _after_failover(self, trip: Trip, writer: BatchWriter) -> None:
+        """What must go out again on this connection: accepted batches of a lost connection, and after a
+        failover the batches written lately (see ``_failover``). Duplicates count as an unknown outcome.
         """
-        again = trip.awaiting_replicas()
-        trip.accepted = [False] * len(trip.batches)
-        self._ledger.retries_unknown_outcome += again
+        if trip.awaiting_replicas() and trip.accepted_on != writer.generation:
+            # The master that took them may be gone without having replicated them.
+            self._ledger.retries_unknown_outcome += trip.awaiting_replicas()
+            trip.accepted = [False] * len(trip.batches)
+        again = self._recent.connected(writer.history)
+        if again:
+            self._ledger.retries_unknown_outcome += sum(len(batch) for batch in again)
+            report(
+                "failover",
+                f"a replica took over as master for {self._settings.key!r}: "
+                f"sending the last {sum(len(batch) for batch in again)} records written again",
+            )
+            self._again += again
+
+    def _sent_again(self, errors: list[Exception | None]) -> list[Exception | None]:
+        """Settle the batches sent again (kept as written lately, or kept to send once more); the rest's errors."""
+        sent, self._again = self._again, []
+        for batch, error in zip(sent, errors, strict=False):
+            if error is None:
+                self._recent.add(batch)
+            elif classify(error) is Outcome.RETRY:
+                self._again.append(batch)
+            else:  # already counted as written once: nothing more to count
+                report("failover", f"Redis refused a batch sent again for {self._settings.key!r} ({describe(error)})")
+        return errors[len(sent) :]
 
     def _count(self, trip: Trip, count: int, *, written: bool) -> None:
         if trip.from_disk:

@@ -19,6 +19,7 @@ from ._commands import BatchCommands
 from ._config import Settings
 from ._diagnostics import describe, report
 from ._endpoint import endpoint_for
+from ._failover import ReplicationHistory, replication_history
 from ._wire import command_prefix, join_calls
 
 __all__ = [
@@ -97,6 +98,7 @@ class BatchWriter:
         self.client = client
         self.idempotent = False
         self.generation = 0  # counts connections: a WAIT only vouches for writes made on its own
+        self.history: ReplicationHistory = ("", "")  # the master's, read on each connection with wait_replicas
         self._stream = settings.mode == "stream"
         self._endpoint = endpoint_for(client, key)
         self._key = key
@@ -135,6 +137,8 @@ class BatchWriter:
                 self._waiting = _AWAITING_REPLY
                 # Checked on every (re)connect: a failover may land on another server version.
                 self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
+                if self._replicas:
+                    self.history = await self._replication_history(connection)
                 self._new_connection = False
         except Exception:
             await self._drop_connection()  # the next attempt asks the endpoint again: a failover moves the master
@@ -176,6 +180,14 @@ class BatchWriter:
         except redis.exceptions.ResponseError:  # INFO renamed or denied by an ACL: assume an older server
             return False
         return supports_idempotent_xadd(info)
+
+    @staticmethod
+    async def _replication_history(connection: Any) -> ReplicationHistory:
+        try:
+            await connection.send_command("INFO", "replication", check_health=False)
+            return replication_history(await connection.read_response())
+        except redis.exceptions.ResponseError:  # denied by an ACL: no failover is recognised
+            return "", ""
 
     async def prepare(self) -> None:
         """Connect now, so the first batch (or one sent at exit) finds a warm connection."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._failover import RecentWrites, replication_history
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import log_through, wait_until
@@ -67,3 +68,37 @@ def test_a_lost_connection_before_the_acknowledgement_sends_again(
         messages = {json.loads(fields["data"])["message"] for _, fields in client.xrange("again")}
         assert messages == {str(number) for number in range(1000)}
         handler.close()
+
+
+class TestRecentWrites:
+    """The batches kept to send again after a failover (no server needed)."""
+
+    def test_sent_again_only_to_a_replica_promoted_from_the_same_history(self) -> None:
+        """The same master again, or an unrelated one (a slot that moved), gets nothing; a promoted replica all."""
+        recent = RecentWrites(limit=10)
+        assert recent.connected(("master-a", "")) == []
+        recent.add([b"1", b"2"])
+        assert recent.connected(("master-a", "")) == []  # a reconnection to the same master
+        recent.add([b"3"])
+        assert recent.connected(("replica-b", "master-a")) == [[b"1", b"2"], [b"3"]]
+        recent.add([b"4"])
+        assert recent.connected(("unrelated-c", "something-else")) == []
+        recent.add([b"5"])
+        assert recent.connected(("promoted-d", "unrelated-c")) == [[b"5"]]
+
+    def test_keeps_whole_batches_covering_the_limit(self) -> None:
+        """The oldest batches go once the newer ones hold the limit; the newest batch stays even if larger."""
+        recent = RecentWrites(limit=3)
+        recent.connected(("a", ""))
+        for batch in ([b"1"], [b"2", b"3"], [b"4", b"5"]):
+            recent.add(batch)
+        assert recent.connected(("b", "a")) == [[b"2", b"3"], [b"4", b"5"]]
+        recent.connected(("c", "b"))
+        recent.add([b"6", b"7", b"8", b"9"])
+        assert recent.connected(("d", "c")) == [[b"6", b"7", b"8", b"9"]]
+
+    def test_replication_ids_from_info(self) -> None:
+        """INFO replication's two ids, bytes or text."""
+        info = b"# Replication\r\nrole:master\r\nmaster_replid:abc\r\nmaster_replid2:def\r\nmaster_repl_offset:5\r\n"
+        assert replication_history(info) == ("abc", "def")
+        assert replication_history(info.decode()) == ("abc", "def")
