@@ -196,7 +196,7 @@ class BatchWriter:
     async def write(self, batches: Sequence[Sequence[bytes]]) -> Reply:
         """Write *batches* in order in one round trip (then ``WAIT`` if replicas are awaited).
 
-        Each batch is one atomic script call; several batches are pipelined
+        Each batch is one atomic command; several batches are pipelined
         (not in a transaction), so the server stays responsive between them.
         With no batches, only the ``WAIT`` goes out (for batches written
         earlier on this connection). Failing to connect raises the connection

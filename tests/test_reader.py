@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_log_handler import RedisLogConsumer
+from redis_log_handler import RedisLogConsumer, shard_keys
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import wait_until
@@ -316,7 +316,7 @@ class TestPubSub:
 CRASHING_CONSUMER = textwrap.dedent(
     """
     import logging, sys, threading
-    from redis_log_handler import RedisLogConsumer
+    from redis_log_handler import RedisLogConsumer, shard_keys
 
     url, key, logger_name, marker = sys.argv[1:5]
 
@@ -400,3 +400,17 @@ def test_signal_stops_run_in_the_main_thread(redis_server: EmbeddedRedis, key: s
         timer.cancel()
         consumer.close()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_shards_on_one_server(redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> None:
+    """On a single server shards are just keys: the consumer reads each and acknowledges each on its own."""
+    name = new_logger_name()
+    keys = shard_keys(key, 3)
+    for index, shard in enumerate(keys):
+        write_stream(client, shard, documents(100, name, start=100 * index))
+    consumer = RedisLogConsumer(url=redis_server.url, key=key, shards=3, **FAST)
+    with collecting(name) as collector, running(consumer):
+        wait_for_numbers(collector, 300)
+        wait_until(lambda: consumer.stats()["lag"] == 0)  # summed over the shards, refreshed once a second
+    assert sorted(collector.numbers) == list(range(300))
+    assert [client.xpending(shard, "redis-log-handler")["pending"] for shard in keys] == [0, 0, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -102,3 +103,17 @@ class TestRecentWrites:
         info = b"# Replication\r\nrole:master\r\nmaster_replid:abc\r\nmaster_replid2:def\r\nmaster_repl_offset:5\r\n"
         assert replication_history(info) == ("abc", "def")
         assert replication_history(info.decode()) == ("abc", "def")
+
+
+def test_close_without_enough_replicas_is_bounded_and_counts_the_records(master: EmbeddedRedis) -> None:
+    """close() gives up after close_timeout; records no replica acknowledged count as dropped_closed."""
+    handler = RedisHandler(url=master.url, key="closing", wait_replicas=1, close_timeout=0.5)
+    log_through(handler, 500)
+    wait_until(lambda: handler.stats()["last_error"])  # a WAIT gave up: the batch is in flight
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 5  # close_timeout, plus the WAIT in progress (at most 1 s)
+    stats = handler.stats()
+    assert stats["written"] == 0
+    assert stats["dropped_closed"] == 500  # the master holds them, unreplicated: not counted as written
+    assert stats["accepted"] == stats["written"] + stats["dropped"]
