@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.crc import key_slot
 
 from redis_log_handler import RedisHandler, RedisLogConsumer, shard_keys
@@ -194,3 +195,16 @@ def test_consumer_follows_its_key_to_another_master(cluster: Cluster) -> None:
     client.close()
     assert sorted(collector.numbers) == list(range(3000))  # each once
     assert consumer.stats()["errors"] >= 1  # the MOVED reply
+
+
+def test_a_cluster_client_from_a_factory(cluster: Cluster, logger: logging.Logger) -> None:
+    """client= returning a RedisCluster writes to the master of the key's slot, as a redis+cluster:// URL does."""
+    key = "from-a-factory"
+    port = cluster.masters[0].port
+    handler = RedisHandler(client=lambda: redis.asyncio.RedisCluster(host="127.0.0.1", port=port), key=key)
+    logger.addHandler(handler)
+    for number in range(2000):
+        logger.info("%d", number)
+    assert handler.flush(10)
+    assert [entry["message"] for entry in cluster_entries(cluster, key)] == [str(number) for number in range(2000)]
+    handler.close()
