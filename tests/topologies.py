@@ -93,6 +93,13 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.masters)
 
     def start(self) -> Cluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # leave no server running behind a failed start
+            raise
+
+    def _start(self) -> Cluster:
         for node in self.nodes:
             node.start()
         first = node_client(self.masters[0])
@@ -185,13 +192,27 @@ class Sentinels:
         return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
 
     def start(self) -> Sentinels:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # leave no server running behind a failed start
+            raise
+
+    def _start(self) -> Sentinels:
         for server in self.servers:
             server.start()
-        wait_for(
-            lambda: node_client(self.master).info("replication")["connected_slaves"] == len(self.replicas),
-            20,
-            "replicas attached",
-        )
+        try:
+            wait_for(
+                lambda: node_client(self.master).info("replication")["connected_slaves"] == len(self.replicas),
+                60,
+                "replicas attached",
+            )
+        except TimeoutError as exc:  # say why: the servers' own account
+            logs = "\n".join(
+                f"--- {server.port}: " + (server.directory / "server.log").read_text(errors="replace")[-1500:]
+                for server in self.servers
+            )
+            raise TimeoutError(f"{exc}\n{logs}") from None
         for port in self.sentinel_ports:
             config = Path(self._directory) / f"sentinel-{port}.conf"
             config.write_text(
