@@ -14,6 +14,10 @@ all, and its reply is small:
   expiry that fails leaves the batch written (it is reported, not retried).
 - **pubsub**: a script that runs one ``PUBLISH`` per document (one reply).
 
+The scripts reply ``1`` (or ``0`` for a re-sent batch the server recognised):
+replies of one fixed size let the writer's socket wake the runtime thread once
+for all of a round trip's replies (see ``_writer_socket``).
+
 The script travels with every call (EVAL, not EVALSHA): it is tiny next to a
 batch, and a restarted or flushed server can never answer NOSCRIPT.
 """
@@ -49,7 +53,7 @@ local maxlen = tonumber(ARGV[1])
 if maxlen then redis.call('XTRIM', key, 'MAXLEN', '~', maxlen) end
 local ttl = tonumber(ARGV[2])
 if ttl then redis.call('EXPIRE', key, ttl) end
-return #ARGV - 3
+return 1
 """
 
 _PUBSUB_SCRIPT = """
@@ -57,7 +61,7 @@ local key = KEYS[1]
 for i = 4, #ARGV do
   redis.call('PUBLISH', key, ARGV[i])
 end
-return #ARGV - 3
+return 1
 """
 
 _SCRIPTS = {"stream": _STREAM_SCRIPT, "pubsub": _PUBSUB_SCRIPT}

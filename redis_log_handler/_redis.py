@@ -21,6 +21,7 @@ from ._diagnostics import describe, report
 from ._endpoint import endpoint_for
 from ._failover import ReplicationHistory, replication_history
 from ._wire import command_prefix, join_calls
+from ._writer_socket import WriterSocket
 
 __all__ = [
     "BatchWriter",
@@ -113,7 +114,7 @@ class BatchWriter:
         # What write() waits for on its socket right now (read from other threads by can_resume).
         self._waiting = _NOT_WAITING
         self._connecting_since = 0.0
-        self._fd = -1
+        self._socket: WriterSocket | None = None
         self._commands = BatchCommands(settings, key)
 
     @property
@@ -133,7 +134,7 @@ class BatchWriter:
                 self._new_connection = True
             if self._new_connection:
                 self.generation += 1
-                self._fd = _socket_fd(connection)
+                self._socket = WriterSocket(connection)
                 self._waiting = _AWAITING_REPLY
                 # Checked on every (re)connect: a failover may land on another server version.
                 self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
@@ -155,7 +156,8 @@ class BatchWriter:
         socket to look at (redis-py internals changed), False: the caller then
         never mistakes a wait on Redis for a writer that could run.
         """
-        waiting, fd = self._waiting, self._fd
+        waiting, writer_socket = self._waiting, self._socket
+        fd = writer_socket.fd if writer_socket is not None else -1
         if waiting == _NOT_WAITING:
             return True
         if waiting == _CONNECTING:
@@ -204,17 +206,23 @@ class BatchWriter:
         raises :class:`OutcomeUnknown`.
         """
         connection = await self._connected()
+        writer_socket = self._socket
+        assert writer_socket is not None  # set by _connected
         command = self._commands.command(batches, idempotent=self.idempotent) + self._wait
         errors: list[Exception | None] = []
         replicated = True
         try:
+            # Before the send: none of this trip's replies can have been read yet.
+            writer_socket.expect(len(batches) * self._commands.replies + bool(self._replicas))
             self._waiting = _SENDING
             await connection.send_packed_command(command, check_health=False)
             self._waiting = _AWAITING_REPLY
             for _ in batches:
                 errors.append(await self._batch_reply(connection))
+                writer_socket.reply_came()
             if self._replicas:
                 replicated = int(await connection.read_response()) >= self._replicas
+                writer_socket.reply_came()
         except BaseException as exc:
             # Replies may still be on their way: the connection is out of step.
             await self._drop_connection()
@@ -243,7 +251,7 @@ class BatchWriter:
         return error
 
     async def _drop_connection(self) -> None:
-        self._fd = -1
+        self._socket = None
         connection, self._connection = self._connection, None
         self._endpoint.lost()
         if connection is not None:
@@ -264,14 +272,6 @@ _CONNECT_GRACE = 0.05  # seconds a (re)connection may take before it counts as a
 def _wait_ms(settings: Settings) -> int:
     """How long one WAIT blocks on the server: well inside the socket timeout, so its reply always comes."""
     return max(1, int(min(1.0, settings.socket_timeout / 2) * 1000))
-
-
-def _socket_fd(connection: Any) -> int:
-    """The connection's socket descriptor, or -1 (redis-py keeps its asyncio stream writer private)."""
-    try:
-        return int(connection._writer.transport.get_extra_info("socket").fileno())
-    except (AttributeError, OSError, ValueError):
-        return -1
 
 
 class Outcome(enum.Enum):

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,6 +27,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
+
+
+def connection_over(sock: Any, *, tls: bool = False) -> Any:
+    """A stand-in for a redis-py asyncio connection whose transport carries *sock* (TLS if *tls*)."""
+    extra = {"socket": sock, "sslcontext": object() if tls else None}
+    return SimpleNamespace(_writer=SimpleNamespace(transport=SimpleNamespace(get_extra_info=extra.get)))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,9 @@ from redis_log_handler._delivery import BACKOFF_BASE, BACKOFF_CAP, Trip, backoff
 from redis_log_handler._intake import Intake
 from redis_log_handler._ledger import Ledger, Places, SpillCounts
 from redis_log_handler._redis import BatchWriter
+from redis_log_handler._writer_socket import WriterSocket
+
+from .conftest import connection_over
 
 
 class FakeDisk:
@@ -269,7 +272,7 @@ class TestWriterReadiness:
         writer = BatchWriter(None, settings, settings.key)
         ours, server = socket.socketpair()
         try:
-            writer._fd = ours.fileno()
+            writer._socket = WriterSocket(connection_over(ours))
             assert writer.can_resume() is True  # waiting for nothing
             writer._waiting, writer._connecting_since = _redis._CONNECTING, time.monotonic()
             assert writer.can_resume() is True
@@ -281,7 +284,7 @@ class TestWriterReadiness:
             assert writer.can_resume() is True
             writer._waiting = _redis._SENDING
             assert writer.can_resume() is True  # room in the socket's send buffer
-            writer._fd = -1
+            writer._socket = WriterSocket(object())
             assert writer.can_resume() is False  # no socket to look at: assume a wait on Redis
         finally:
             ours.close()

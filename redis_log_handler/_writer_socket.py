@@ -1,0 +1,96 @@
+"""The writer's socket, found under redis-py's connection and tuned so a round trip wakes the runtime thread rarely.
+
+Every time the runtime thread wakes up it needs the GIL back, and under
+sustained load the application's threads hold it: each wake-up costs the
+writer up to a switch interval (5 ms) and the application a hand-off. Without
+tuning, a round trip of several pipelined batches wakes the loop once for each
+reply, since Redis answers each batch as it finishes it.
+
+The receive low-water mark (``SO_RCVLOWAT``) fixes that: before a round trip
+is sent, the socket is told not to report itself readable until at least
+:data:`MIN_REPLY_BYTES` per expected reply are there. Every reply the writer
+waits for is at least that long (``:0\\r\\n``, ``+OK\\r\\n``, any error), so
+the mark never asks for more than the complete replies hold, and the scripts
+of stream and pubsub mode always reply ``:1`` or ``:0``, so there the mark is
+exactly the size of the replies: the loop wakes once, with every reply in.
+After the first reply is read the mark goes back to 1 byte (what is left may
+be shorter than the mark counts). ``select`` honours the mark too, so
+back-pressure's "has the reply come?" means "have all replies come?".
+
+The send buffer (``SO_SNDBUF``) is raised to :data:`SEND_BUFFER` where the
+system lets an explicit size exceed what TCP's autotuning would reach (on Linux
+``net.core.wmem_max`` against the top of ``net.ipv4.tcp_wmem``): a round trip of
+several megabytes then goes out in one system call, instead of a write, a wait
+for room and another write, each a wake-up. Elsewhere autotuning is left alone.
+
+Left alone on TLS connections (the socket carries TLS records, which the TLS
+layer may read ahead of the replies) and wherever the platform refuses the
+option (then nothing changes but the number of wake-ups).
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from typing import Any
+
+__all__ = ["MIN_REPLY_BYTES", "SEND_BUFFER", "WriterSocket"]
+
+MIN_REPLY_BYTES = 4  # the shortest reply the writer can get: ":0\r\n"
+# Asked for (Linux doubles it for its bookkeeping): holds a round trip of 16 batches of typical records.
+SEND_BUFFER = 4 << 20
+
+
+@functools.cache
+def _raising_the_send_buffer_helps() -> bool:
+    """Whether asking for SEND_BUFFER gets more than TCP's autotuning would reach (known on Linux only)."""
+    try:
+        with open("/proc/sys/net/core/wmem_max") as limit, open("/proc/sys/net/ipv4/tcp_wmem") as autotuning:
+            explicit_cap, autotuned_cap = int(limit.read()), int(autotuning.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return False
+    return 2 * min(SEND_BUFFER, explicit_cap) > autotuned_cap
+
+
+class WriterSocket:
+    """The socket under one redis-py asyncio connection: its descriptor, send buffer and receive low-water mark."""
+
+    __slots__ = ("_mark", "_socket", "fd")
+
+    def __init__(self, connection: Any) -> None:
+        self.fd = -1
+        self._socket: Any = None
+        self._mark = 1
+        try:  # redis-py keeps its asyncio stream writer private
+            transport = connection._writer.transport
+            sock = transport.get_extra_info("socket")
+            self.fd = int(sock.fileno())
+            tunable = transport.get_extra_info("sslcontext") is None and hasattr(socket, "SO_RCVLOWAT")
+        except (AttributeError, OSError, ValueError):
+            return
+        if not tunable:
+            return
+        self._socket = sock
+        if _raising_the_send_buffer_helps():
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            except OSError:  # refused: autotuning stays in charge
+                pass
+
+    def expect(self, replies: int) -> None:
+        """Before a round trip is sent: do not wake the loop before *replies* replies could be complete."""
+        self._set_mark(max(1, replies * MIN_REPLY_BYTES))
+
+    def reply_came(self) -> None:
+        """The first reply was read: wake the loop for any byte again."""
+        self._set_mark(1)
+
+    def _set_mark(self, mark: int) -> None:
+        if self._socket is None or mark == self._mark:
+            return
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, mark)
+        except OSError:  # refused by the platform: keep waking for every byte
+            self._socket = None
+            return
+        self._mark = mark
