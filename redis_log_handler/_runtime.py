@@ -25,6 +25,7 @@ __all__ = ["Runtime", "get_runtime", "keep_inherited", "stop_runtime"]
 
 _T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
+_WAKE_READ = 4096  # bytes read from the loop's wake-up socket at a time (one byte per wake-up)
 
 
 class _Resolver:
@@ -80,7 +81,8 @@ class _Selector(selectors.DefaultSelector):
 
 
 class _RuntimeLoop(asyncio.SelectorEventLoop):
-    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor."""
+    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor, and reads
+    its wake-up socket once per wake-up."""
 
     def __init__(self, resolver: _Resolver) -> None:
         super().__init__(_Selector())
@@ -91,6 +93,26 @@ class _RuntimeLoop(asyncio.SelectorEventLoop):
     ) -> list[Any]:
         result: list[Any] = await self._resolver.resolve(self, (host, port, family, type, proto, flags))
         return result
+
+    def _read_from_self(self) -> None:
+        """Empty the wake-up socket (written by ``call_soon_threadsafe``) in one read where one suffices.
+
+        asyncio reads until the socket says it is empty: a second ``recv`` per wake-up, which releases the GIL
+        and costs the writer a hand-off under load. A read shorter than asked took everything there was; a byte
+        written after it makes the socket readable again at the next poll.
+        """
+        while True:
+            try:
+                data = self._ssock.recv(_WAKE_READ)  # type: ignore[attr-defined]
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self._process_self_data(data)  # type: ignore[attr-defined]
+            if len(data) < _WAKE_READ:
+                return
 
 
 class Runtime:
