@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -64,7 +64,25 @@ def node_client(node: EmbeddedRedis) -> redis.Redis:
     return redis.Redis(port=node.port, decode_responses=True, socket_timeout=5)
 
 
-class Cluster:
+class _Topology:
+    """Servers started together: a start that fails stops whatever it had started."""
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # leave no server running behind a failed start
+            raise
+        return self
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class Cluster(_Topology):
     """*masters* masters splitting the slots evenly, each with *replicas* replicas."""
 
     def __init__(self, masters: int = 3, replicas: int = 0) -> None:
@@ -92,14 +110,7 @@ class Cluster:
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.masters)
 
-    def start(self) -> Cluster:
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # leave no server running behind a failed start
-            raise
-
-    def _start(self) -> Cluster:
+    def _start(self) -> None:
         for node in self.nodes:
             node.start()
         first = node_client(self.masters[0])
@@ -114,7 +125,6 @@ class Cluster:
             for replica in group:
                 node_client(replica).execute_command("CLUSTER REPLICATE", master_id)
         self.wait_ok()
-        return self
 
     def _knows_all(self, node: EmbeddedRedis) -> bool:
         known = node_client(node).execute_command("CLUSTER NODES")  # redis-py parses it: {"host:port": {...}}
@@ -167,7 +177,7 @@ class Cluster:
             node.stop()
 
 
-class Sentinels:
+class Sentinels(_Topology):
     """One master with *replicas* replicas, watched by *sentinels* sentinels as the service ``logs-master``."""
 
     SERVICE = "logs-master"
@@ -191,14 +201,7 @@ class Sentinels:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
 
-    def start(self) -> Sentinels:
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # leave no server running behind a failed start
-            raise
-
-    def _start(self) -> Sentinels:
+    def _start(self) -> None:
         for server in self.servers:
             server.start()
         try:
@@ -228,7 +231,6 @@ class Sentinels:
         for port in self.sentinel_ports:
             wait_for(lambda port=port: self._sentinel(port).ping(), 10, f"sentinel {port}")
         wait_for(lambda: all(self._sees_everyone(port) for port in self.sentinel_ports), 20, "sentinels settled")
-        return self
 
     def _sentinel(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
