@@ -30,6 +30,7 @@ option (then nothing changes but the number of wake-ups).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 from typing import Any
@@ -72,10 +73,8 @@ class WriterSocket:
             return
         self._socket = sock
         if _raising_the_send_buffer_helps():
-            try:
+            with contextlib.suppress(OSError):  # refused: autotuning stays in charge
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-            except OSError:  # refused: autotuning stays in charge
-                pass
 
     def expect(self, replies: int) -> None:
         """Before a round trip is sent: do not wake the loop before *replies* replies could be complete."""
