@@ -43,11 +43,6 @@ __all__ = ["DiskTail", "Intake"]
 _MOVE_CHUNK = 256
 # The longest a logging call waits for the writer's turn (back-pressure under sustained load).
 _STEP_ASIDE_SECONDS = 0.001
-# The same once the buffer is nearly full (past _NEARLY_FULL of it), where the next records would be
-# dropped: the writer may have been starved of the GIL for a second or more (a thread's bad luck in
-# the GIL's scheduling, which the floor's own logging calls show too), and a 1 ms wait does not end that.
-_NEARLY_FULL_STEP_ASIDE_SECONDS = 0.1
-_NEARLY_FULL = 0.9
 
 
 class DiskTail(Protocol):
@@ -107,7 +102,6 @@ class Intake:
         self._closed = False
         # Back-pressure (see _step_aside): past this backlog a logging thread lets a writer that could run run.
         self._high_water = max(1, capacity // 2)
-        self._nearly_full = max(self._high_water, int(capacity * _NEARLY_FULL))
         # The backlog at which put() has something to do: a batch to announce, or the high-water mark.
         self._attention = min(batch_size, self._high_water)
         self.writer_waits: Callable[[], bool] | None = None
@@ -136,17 +130,16 @@ class Intake:
             self._attention = self._high_water
             self._wake()
         if backlog >= self._high_water:
-            self._step_aside(backlog)
+            self._step_aside()
 
-    def _step_aside(self, backlog: int) -> None:
-        """Past the high-water mark, wait for the writer's turn if it could run (longer once nearly full).
+    def _step_aside(self) -> None:
+        """Past the high-water mark, wait (at most _STEP_ASIDE_SECONDS) for the writer's turn if it could run.
 
         Back-pressure instead of drops: see ``_backpressure`` for why the writer
         needs it. Never while the writer waits on Redis (a reply that has not
         come, a retry backoff): the logging call never waits on Redis.
         """
-        nearly_full = backlog >= self._nearly_full
-        step_aside(self._writer_behind, _NEARLY_FULL_STEP_ASIDE_SECONDS if nearly_full else _STEP_ASIDE_SECONDS)
+        step_aside(self._writer_behind, _STEP_ASIDE_SECONDS)
 
     def _writer_behind(self) -> bool:
         """Whether the backlog is past the high-water mark while the writer could run."""

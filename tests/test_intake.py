@@ -255,18 +255,14 @@ class TestSteppingAside:
         assert intake._writer_behind() is True
 
     def test_put_steps_aside_past_the_high_water_mark(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """put() hands the decision to step_aside past the high-water mark, waiting longer once nearly full."""
-        calls: list[tuple[bool, float]] = []
-        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: calls.append((needed(), timeout)))
+        """put() hands the decision to step_aside once the backlog passes the high-water mark, not before."""
+        calls: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: calls.append(needed()))
         intake, _, _ = make_intake(capacity=10)
         put_numbers(intake, 4)
         assert calls == []
-        put_numbers(intake, 4, start=4)  # backlogs 5 to 8: past half the buffer
-        assert calls == [(True, _intake._STEP_ASIDE_SECONDS)] * 4
-        calls.clear()
-        put_numbers(intake, 2, start=8)  # backlogs 9 and 10: nine tenths and more, drops are next
-        assert calls == [(True, _intake._NEARLY_FULL_STEP_ASIDE_SECONDS)] * 2
-        assert _intake._NEARLY_FULL_STEP_ASIDE_SECONDS > _intake._STEP_ASIDE_SECONDS
+        put_numbers(intake, 3, start=4)
+        assert calls == [True, True, True]
 
 
 class TestWriterReadiness:
