@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from ._config import Settings
 from ._delivery import Delivery, Trip, backoff_delay, spill_due
@@ -150,12 +151,17 @@ class Consumer:
     async def _wait_for_a_batch(self) -> None:
         """Give a partial batch up to flush_interval to fill (a full batch, a flush or close ends the wait)."""
         self._intake.batch_wake_done()
-        # On purpose: a buffer smaller than two batches has its high-water mark below one batch.
-        await self._pause(self._wakeup, self._settings.flush_interval)
+        # Once the batch is full the wait is over, even before this thread gets the GIL to notice: from
+        # then on logging threads past the high-water mark step aside for it. Until then they must not (a
+        # buffer smaller than two batches has its high-water mark below one batch).
+        await self._pause(self._wakeup, self._settings.flush_interval, over=self._batch_ready)
 
-    async def _pause(self, event: asyncio.Event, timeout: float) -> None:
-        """Wait for *event*, at most *timeout* seconds: a wait logging threads must not step aside for."""
-        self._intake.writer_waits = _never
+    def _batch_ready(self) -> bool:
+        return len(self._intake) >= self._settings.batch_size
+
+    async def _pause(self, event: asyncio.Event, timeout: float, over: Callable[[], bool] = _never) -> None:
+        """Wait for *event*, at most *timeout* seconds; logging threads step aside for it only once *over()*."""
+        self._intake.writer_waits = over
         try:
             async with asyncio.timeout(timeout):
                 await event.wait()

@@ -105,8 +105,9 @@ class Intake:
         # The backlog at which put() has something to do: a batch to announce, or the high-water mark.
         self._attention = min(batch_size, self._high_water)
         self.writer_waits: Callable[[], bool] | None = None
-        """Set by the consumer while it waits on Redis: tells whether what it waits for has come (then it
-        could run). None while it can run. Read by logging threads without a lock."""
+        """Set by the consumer while it waits (on Redis, out a retry backoff, for a batch to fill): tells
+        whether what it waits for has come (then it could run). None while it can run. Read by logging
+        threads without a lock."""
 
     # ------------------------------------------------------ application threads
 

@@ -315,6 +315,42 @@ class TestOverflow:
         assert not any(decisions)
         assert handler.flush(10) is True
 
+    def test_stepping_aside_once_the_batch_is_full_before_the_writer_notices(
+        self,
+        redis_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A writer waiting for a batch could run once the batch is full: callers past the high-water mark step aside.
+
+        The runtime thread is held (as the GIL holds it under sustained load) so it
+        cannot notice the full batch; before the fix, callers went on until the
+        buffer overflowed.
+        """
+        decisions: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        handler = make_handler(url=redis_server.url, key=key, buffer_size=4000, batch_size=1000, flush_interval=30)
+        logger.addHandler(handler)
+        logger.info("first")
+        assert handler.flush(10)
+        logger.info("second")  # into an idle writer, which now waits flush_interval for a batch to fill
+        intake = handler._shipper.intake
+        wait_until(lambda: len(intake) == 1 and intake.writer_waits is not None and intake.writer_waits() is False)
+        held, release = threading.Event(), threading.Event()
+        get_runtime().call_soon(lambda: (held.set(), release.wait(30)))
+        assert held.wait(10)
+        try:
+            for number in range(2500):  # a full batch, then past the high-water mark (2000)
+                logger.info("%d", number)
+        finally:
+            release.set()
+        assert len(decisions) == 502  # backlog 2000 to 2501
+        assert all(decisions)
+        assert handler.flush(10) is True
+        assert handler.stats()["written"] == 2502
+
     def test_drop_oldest_keeps_newest(self, key: str, make_handler: MakeHandler, logger: logging.Logger) -> None:
         """drop_oldest evicts the oldest records, counts each, and keeps the newest buffer_size."""
         server = EmbeddedRedis()  # not started yet: the port refuses connections
