@@ -13,18 +13,31 @@ its turn: the runtime's event loop calls :func:`writer_sleeps` each time it is
 about to block on its selector. The wait is bounded, and never happens while the
 writer waits on Redis (the caller decides that): the logging call never waits
 on Redis.
+
+Where the writer's own state cannot tell (while it connects: resolving, the TCP
+handshake, the first commands), :func:`loop_could_run` asks the loop instead:
+it could run unless it is blocked in its selector with nothing ready and its
+timeout not yet over. A loop whose socket event has come but which waits for the
+GIL to notice is thus told apart from one waiting on Redis, without a guess at
+how long connecting should take.
 """
 
 from __future__ import annotations
 
+import math
+import select
 import threading
+import time
 from collections.abc import Callable
 
 from ._fork import after_fork_in_child
 
-__all__ = ["step_aside", "writer_sleeps"]
+__all__ = ["loop_could_run", "loop_woke", "step_aside", "writer_sleeps"]
 
 _turn = threading.Condition(threading.Lock())
+# While the runtime loop blocks in its selector: the selector's descriptor, and when the block's timeout
+# ends (monotonic; inf for none). None while the loop runs. Written by the loop, read by logging threads.
+_blocked: tuple[int, float] | None = None
 
 
 def step_aside(still_needed: Callable[[], bool], timeout: float) -> None:
@@ -34,15 +47,46 @@ def step_aside(still_needed: Callable[[], bool], timeout: float) -> None:
             _turn.wait(timeout)
 
 
-def writer_sleeps() -> None:
-    """The runtime's loop is about to block: whoever stepped aside may go on."""
+def writer_sleeps(selector_fd: int, timeout: float | None) -> None:
+    """The runtime's loop is about to block on *selector_fd* for *timeout* seconds: whoever stepped aside may go on."""
+    global _blocked
+    _blocked = (selector_fd, math.inf if timeout is None else time.monotonic() + timeout)
     with _turn:
         _turn.notify_all()
 
 
+def loop_woke() -> None:
+    """The runtime's loop is back from its selector (with the GIL)."""
+    global _blocked
+    _blocked = None
+
+
+def loop_could_run() -> bool:
+    """Whether the runtime loop could run now: it is not blocked, or an event or its timeout has come.
+
+    An event the loop has not handled yet keeps its selector readable (level-triggered), so a loop that
+    woke up and waits for the GIL still counts as able to run.
+    """
+    return _could_run(_blocked)
+
+
+def _could_run(blocked: tuple[int, float] | None) -> bool:
+    if blocked is None:
+        return True
+    selector_fd, until = blocked
+    if time.monotonic() >= until:
+        return True
+    try:
+        readable, _, _ = select.select((selector_fd,), (), (), 0)
+    except (OSError, ValueError):  # closed meanwhile, or a descriptor select cannot take
+        return False
+    return bool(readable)
+
+
 def _forget_in_child() -> None:
-    global _turn
+    global _turn, _blocked
     _turn = threading.Condition(threading.Lock())
+    _blocked = None
 
 
 after_fork_in_child(_forget_in_child)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import select
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._address import async_client, close_async_client
+from ._backpressure import loop_could_run
 from ._commands import BatchCommands
 from ._config import Settings
 from ._diagnostics import describe, report
@@ -113,7 +113,6 @@ class BatchWriter:
         self._new_connection = False  # connected, and not yet asked for its version and socket
         # What write() waits for on its socket right now (read from other threads by can_resume).
         self._waiting = _NOT_WAITING
-        self._connecting_since = 0.0
         self._socket: WriterSocket | None = None
         self._commands = BatchCommands(settings, key)
 
@@ -123,7 +122,7 @@ class BatchWriter:
         return self._connection is not None and bool(self._connection.is_connected)
 
     async def _connected(self) -> Any:
-        self._waiting, self._connecting_since = _CONNECTING, time.monotonic()
+        self._waiting = _CONNECTING
         try:
             if self._connection is None:
                 self._connection = await self._endpoint.connection()
@@ -152,18 +151,17 @@ class BatchWriter:
         """Whether what :meth:`write` waits for has come (room to send, or a reply); callable from any thread.
 
         True when it waits for nothing (it is running, or ready to). While it
-        connects, True for the first ``_CONNECT_GRACE`` seconds only. Without a
-        socket to look at (redis-py internals changed), False: the caller then
-        never mistakes a wait on Redis for a writer that could run.
+        connects, whenever the runtime loop could run (see ``_backpressure``).
+        Without a socket to look at (redis-py internals changed), False: the
+        caller then never mistakes a wait on Redis for a writer that could run.
         """
         waiting, writer_socket = self._waiting, self._socket
         fd = writer_socket.fd if writer_socket is not None else -1
         if waiting == _NOT_WAITING:
             return True
         if waiting == _CONNECTING:
-            # No socket to look at yet. A connection that takes longer than this is slow for a reason
-            # other than the GIL: from then on, treat it as a wait on Redis.
-            return time.monotonic() - self._connecting_since < _CONNECT_GRACE
+            # Resolving, the TCP handshake, the first commands: no one socket to look at, so ask the loop.
+            return loop_could_run()
         if fd < 0:
             return False
         try:
@@ -266,7 +264,6 @@ class BatchWriter:
 
 
 _NOT_WAITING, _CONNECTING, _SENDING, _AWAITING_REPLY = 0, 1, 2, 3
-_CONNECT_GRACE = 0.05  # seconds a (re)connection may take before it counts as a wait on Redis
 
 
 def _wait_ms(settings: Settings) -> int:

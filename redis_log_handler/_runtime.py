@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ._backpressure import writer_sleeps
+from ._backpressure import loop_woke, writer_sleeps
 from ._diagnostics import report
 from ._fork import after_fork_in_child
 from ._inside import inside
@@ -71,12 +71,19 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 
 class _Selector(selectors.DefaultSelector):
     """The loop's selector: before it blocks, it tells logging threads that stepped aside for the writer
-    (see ``_backpressure``) that the writer's turn is over."""
+    (see ``_backpressure``) that the writer's turn is over, and what it blocks on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # epoll and kqueue have a descriptor that polls readable while events wait; select() and poll() do not.
+        fileno = getattr(self, "fileno", None)
+        self._fd: int = fileno() if fileno is not None else -1
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None or timeout > 0:
-            writer_sleeps()
+            writer_sleeps(self._fd, timeout)
         events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        loop_woke()
         return events
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import selectors
 import socket
 import threading
 import time
@@ -9,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from redis_log_handler import _intake, _redis
+from redis_log_handler import _backpressure, _intake, _redis
 from redis_log_handler._config import Settings
 from redis_log_handler._delivery import BACKOFF_BASE, BACKOFF_CAP, Trip, backoff_delay, spill_due
 from redis_log_handler._intake import Intake
@@ -266,18 +268,20 @@ class TestSteppingAside:
 
 
 class TestWriterReadiness:
-    def test_can_resume_follows_what_the_write_waits_for(self) -> None:
-        """Connecting (briefly), a reply that has come, room to send: the writer could run; otherwise not."""
+    def test_can_resume_follows_what_the_write_waits_for(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Connecting with a loop that could run, a reply that has come, room to send: the writer could run."""
         settings = Settings.build(url="redis://127.0.0.1:1/0")
         writer = BatchWriter(None, settings, settings.key)
         ours, server = socket.socketpair()
+        loop_could_run = [True]
+        monkeypatch.setattr(_redis, "loop_could_run", lambda: loop_could_run[0])
         try:
             writer._socket = WriterSocket(connection_over(ours))
             assert writer.can_resume() is True  # waiting for nothing
-            writer._waiting, writer._connecting_since = _redis._CONNECTING, time.monotonic()
+            writer._waiting = _redis._CONNECTING
             assert writer.can_resume() is True
-            writer._connecting_since -= 1.0
-            assert writer.can_resume() is False  # a slow connection is a wait on Redis
+            loop_could_run[0] = False
+            assert writer.can_resume() is False  # connecting, and the loop waits with nothing come yet
             writer._waiting = _redis._AWAITING_REPLY
             assert writer.can_resume() is False
             server.send(b":1000\r\n")
@@ -289,3 +293,41 @@ class TestWriterReadiness:
         finally:
             ours.close()
             server.close()
+
+
+class TestLoopCouldRun:
+    """Whether the runtime loop could run, as logging threads see it from its selector."""
+
+    def test_a_loop_that_is_not_blocked_could_run(self) -> None:
+        """Outside its selector (running, or preempted) the loop could run."""
+        assert _backpressure._could_run(None) is True
+
+    def test_blocked_until_an_event_comes_even_before_the_loop_notices(self) -> None:
+        """Blocked with nothing ready: no; once an event waits on the selector (unhandled yet): yes."""
+        selector = selectors.DefaultSelector()
+        ours, theirs = socket.socketpair()
+        try:
+            selector.register(ours, selectors.EVENT_READ)
+            blocked = (selector.fileno(), math.inf)
+            assert _backpressure._could_run(blocked) is False
+            theirs.send(b"+OK\r\n")  # a reply arrives; nobody has called select() since
+            assert _backpressure._could_run(blocked) is True
+            ours.recv(16)
+            assert _backpressure._could_run(blocked) is False  # handled: blocked again
+        finally:
+            selector.close()
+            ours.close()
+            theirs.close()
+
+    def test_blocked_until_its_timeout_is_over(self) -> None:
+        """A timer that is due (the selector's timeout over) lets the loop run."""
+        selector = selectors.DefaultSelector()
+        try:
+            assert _backpressure._could_run((selector.fileno(), time.monotonic() + 60)) is False
+            assert _backpressure._could_run((selector.fileno(), time.monotonic() - 0.001)) is True
+        finally:
+            selector.close()
+
+    def test_without_a_descriptor_to_poll_assume_a_wait(self) -> None:
+        """A selector without a pollable descriptor (select, poll): a blocked loop counts as waiting on Redis."""
+        assert _backpressure._could_run((-1, math.inf)) is False

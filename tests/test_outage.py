@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, _intake
+from redis_log_handler import RedisHandler, _intake, _redis
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
@@ -118,11 +118,47 @@ class TestRestart:
         assert stats["dropped_overflow"] > 0
         assert stats["accepted"] == stats["written"] + stats["dropped"]
 
+    def test_no_stepping_aside_while_connecting_to_a_frozen_redis(
+        self,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A first connection that hangs on a frozen server is a wait on Redis: no logging call steps aside."""
+        decisions: list[bool] = []
+        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        own_server.pause()
+        try:
+            handler = make_handler(
+                url=own_server.url, key=key, mode="list", buffer_size=2000, batch_size=2000, socket_timeout=30
+            )
+            logger.addHandler(handler)
+            logger.info("starts the writer, which connects")
+            intake, delivery = handler._shipper.intake, handler._shipper._delivery
+            wait_until(
+                lambda: (
+                    delivery._writer is not None
+                    and delivery._writer._waiting == _redis._CONNECTING
+                    and intake.writer_waits is not None
+                    and not intake.writer_waits()
+                )
+            )
+            # Past the high-water mark (1000), below a batch (2000): no wake-up for the loop to handle either.
+            for number in range(1500):
+                logger.info("%d", number)
+        finally:
+            own_server.resume()
+        assert len(decisions) == 502  # backlog 1000 to 1501
+        assert not any(decisions)
+        assert handler.flush(30) is True
+
 
 _CHILD = textwrap.dedent(
     """
     import logging, os, signal, sys, time
-    from redis_log_handler import RedisHandler, _intake
+    from redis_log_handler import RedisHandler, _intake, _redis
 
     url, key, count, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     handler = RedisHandler(url=url, key=key, mode="list", close_timeout=float(os.environ.get("CLOSE_TIMEOUT", "5")))
