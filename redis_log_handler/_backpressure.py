@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 from ._fork import after_fork_in_child
 
-__all__ = ["loop_could_run", "loop_woke", "step_aside", "writer_sleeps"]
+__all__ = ["loop_could_run", "loop_woke", "ready_now", "step_aside", "writer_sleeps"]
 
 _turn = threading.Condition(threading.Lock())
 # While the runtime loop blocks in its selector: the selector's descriptor, and when the block's timeout
@@ -76,11 +76,24 @@ def _could_run(blocked: tuple[int, float] | None) -> bool:
     selector_fd, until = blocked
     if time.monotonic() >= until:
         return True
-    try:
-        readable, _, _ = select.select((selector_fd,), (), (), 0)
-    except (OSError, ValueError):  # closed meanwhile, or a descriptor select cannot take
+    return ready_now(selector_fd)
+
+
+def ready_now(fd: int, *, writable: bool = False) -> bool:
+    """Whether *fd* is readable (or writable, or in error) right now, without waiting; False if it cannot be polled.
+
+    ``poll`` rather than ``select``: a process with more than 1024 open descriptors (a busy server) gets
+    descriptors ``select`` refuses, and back-pressure would quietly stop.
+    """
+    if fd < 0:
         return False
-    return bool(readable)
+    wanted = (select.POLLOUT if writable else select.POLLIN) | select.POLLERR | select.POLLHUP
+    poller = select.poll()
+    try:
+        poller.register(fd, wanted)
+        return any(events & wanted for _, events in poller.poll(0))  # a closed descriptor gives POLLNVAL
+    except (OSError, ValueError):
+        return False
 
 
 def _forget_in_child() -> None:

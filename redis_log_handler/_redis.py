@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import select
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from ._address import async_client, close_async_client
-from ._backpressure import loop_could_run
+from ._backpressure import loop_could_run, ready_now
 from ._commands import BatchCommands
 from ._config import Settings
 from ._diagnostics import describe, report
@@ -162,15 +161,7 @@ class BatchWriter:
         if waiting == _CONNECTING:
             # Resolving, the TCP handshake, the first commands: no one socket to look at, so ask the loop.
             return loop_could_run()
-        if fd < 0:
-            return False
-        try:
-            readable, writable, _ = select.select(
-                (fd,) if waiting == _AWAITING_REPLY else (), (fd,) if waiting == _SENDING else (), (), 0
-            )
-        except (OSError, ValueError):  # closed meanwhile
-            return False
-        return bool(readable or writable)
+        return ready_now(fd, writable=waiting == _SENDING)
 
     @staticmethod
     async def _server_has_idempotent_xadd(connection: Any) -> bool:

@@ -14,7 +14,7 @@ the mark never asks for more than the complete replies hold, and the scripts
 of stream and pubsub mode always reply ``:1`` or ``:0``, so there the mark is
 exactly the size of the replies: the loop wakes once, with every reply in.
 After the first reply is read the mark goes back to 1 byte (what is left may
-be shorter than the mark counts). ``select`` honours the mark too, so
+be shorter than the mark counts). ``poll`` honours the mark too, so
 back-pressure's "has the reply come?" means "have all replies come?".
 
 The send buffer (``SO_SNDBUF``) is raised to :data:`SEND_BUFFER` where the

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import resource
 import selectors
 import socket
 import threading
@@ -331,3 +333,23 @@ class TestLoopCouldRun:
     def test_without_a_descriptor_to_poll_assume_a_wait(self) -> None:
         """A selector without a pollable descriptor (select, poll): a blocked loop counts as waiting on Redis."""
         assert _backpressure._could_run((-1, math.inf)) is False
+
+    def test_descriptors_past_1024_are_polled(self) -> None:
+        """A busy process's descriptors past select()'s limit of 1024 still tell whether an event has come."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft <= 1500:
+            if hard != resource.RLIM_INFINITY and hard <= 1500:
+                pytest.skip(f"the descriptor limit ({hard}) is below 1500")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+        ours, theirs = socket.socketpair()
+        high = os.dup2(ours.fileno(), 1500)
+        try:
+            assert _backpressure.ready_now(high) is False
+            assert _backpressure.ready_now(high, writable=True) is True
+            theirs.send(b":1\r\n")
+            assert _backpressure.ready_now(high) is True
+        finally:
+            os.close(high)
+            ours.close()
+            theirs.close()
+        assert _backpressure.ready_now(high) is False  # closed: nothing will come

@@ -158,7 +158,7 @@ class TestRestart:
 _CHILD = textwrap.dedent(
     """
     import logging, os, signal, sys, time
-    from redis_log_handler import RedisHandler, _intake, _redis
+    from redis_log_handler import RedisHandler, _intake
 
     url, key, count, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     handler = RedisHandler(url=url, key=key, mode="list", close_timeout=float(os.environ.get("CLOSE_TIMEOUT", "5")))
