@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, _diagnostics
+from redis_log_handler import RedisHandler, _diagnostics, _intake
 from redis_log_handler._server import EmbeddedRedis
 
 
@@ -90,6 +90,14 @@ def logger(request: pytest.FixtureRequest) -> Iterator[logging.Logger]:
     yield log
     for handler in list(log.handlers):
         log.removeHandler(handler)
+
+
+@pytest.fixture
+def step_aside_decisions(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Each logging call's decision whether to step aside for the writer, recorded instead of waiting."""
+    decisions: list[bool] = []
+    monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+    return decisions
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from redis_log_handler import RedisHandler, _intake
+from redis_log_handler import RedisHandler
 from redis_log_handler._runtime import get_runtime
 from redis_log_handler._server import EmbeddedRedis
 
@@ -297,11 +297,10 @@ class TestOverflow:
         key: str,
         make_handler: MakeHandler,
         logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
+        step_aside_decisions: list[bool],
     ) -> None:
         """Past the high-water mark but below one batch, callers do not wait for a writer waiting on purpose."""
-        decisions: list[bool] = []
-        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        decisions = step_aside_decisions
         handler = make_handler(url=redis_server.url, key=key, buffer_size=1000, batch_size=1000, flush_interval=30)
         logger.addHandler(handler)
         logger.info("first")
@@ -321,7 +320,7 @@ class TestOverflow:
         key: str,
         make_handler: MakeHandler,
         logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
+        step_aside_decisions: list[bool],
     ) -> None:
         """A writer waiting for a batch could run once the batch is full: callers past the high-water mark step aside.
 
@@ -329,8 +328,7 @@ class TestOverflow:
         cannot notice the full batch; before the fix, callers went on until the
         buffer overflowed.
         """
-        decisions: list[bool] = []
-        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        decisions = step_aside_decisions
         handler = make_handler(url=redis_server.url, key=key, buffer_size=4000, batch_size=1000, flush_interval=30)
         logger.addHandler(handler)
         logger.info("first")

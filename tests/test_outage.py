@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, _intake, _redis
+from redis_log_handler import RedisHandler, _redis
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
@@ -90,11 +90,10 @@ class TestRestart:
         key: str,
         make_handler: MakeHandler,
         logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
+        step_aside_decisions: list[bool],
     ) -> None:
         """Past the high-water mark a logging call steps aside for the writer, but never for one waiting on Redis."""
-        decisions: list[bool] = []
-        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        decisions = step_aside_decisions
         handler = make_handler(url=own_server.url, key=key, mode="list", buffer_size=1000, socket_timeout=30)
         logger.addHandler(handler)
         logger.info("warm")
@@ -124,11 +123,10 @@ class TestRestart:
         key: str,
         make_handler: MakeHandler,
         logger: logging.Logger,
-        monkeypatch: pytest.MonkeyPatch,
+        step_aside_decisions: list[bool],
     ) -> None:
         """A first connection that hangs on a frozen server is a wait on Redis: no logging call steps aside."""
-        decisions: list[bool] = []
-        monkeypatch.setattr(_intake, "step_aside", lambda needed, timeout: decisions.append(needed()))
+        decisions = step_aside_decisions
         own_server.pause()
         try:
             handler = make_handler(
