@@ -211,11 +211,7 @@ class Sentinels(_Topology):
                 "replicas attached",
             )
         except TimeoutError as exc:  # say why: the servers' own account
-            logs = "\n".join(
-                f"--- {server.port}: " + (server.directory / "server.log").read_text(errors="replace")[-1500:]
-                for server in self.servers
-            )
-            raise TimeoutError(f"{exc}\n{logs}") from None
+            raise TimeoutError(f"{exc}\n{self._logs()}") from None
         for port in self.sentinel_ports:
             config = Path(self._directory) / f"sentinel-{port}.conf"
             config.write_text(
@@ -230,7 +226,11 @@ class Sentinels(_Topology):
             self._processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.sentinel_ports:
             wait_for(lambda port=port: self._sentinel(port).ping(), 10, f"sentinel {port}")
-        wait_for(lambda: all(self._sees_everyone(port) for port in self.sentinel_ports), 20, "sentinels settled")
+        try:
+            # Sentinels find each other through hello messages every 2 s, replicas through INFO every 10 s.
+            wait_for(lambda: all(self._sees_everyone(port) for port in self.sentinel_ports), 40, "sentinels settled")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self._views()}\n{self._logs()}") from None
 
     def _sentinel(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
@@ -241,6 +241,28 @@ class Sentinels(_Topology):
         return (
             int(fields["num-slaves"]) == len(self.replicas)
             and int(fields["num-other-sentinels"]) == len(self.sentinel_ports) - 1
+        )
+
+    def _views(self) -> str:
+        """What each sentinel knows of the service, or why it cannot say."""
+        views = []
+        for port in self.sentinel_ports:
+            try:
+                state = self._sentinel(port).execute_command("SENTINEL MASTER", self.SERVICE)
+                fields = dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else state
+                view = {name: fields.get(name) for name in ("flags", "num-slaves", "num-other-sentinels")}
+            except redis.RedisError as error:
+                view = {"error": repr(error)}
+            views.append(f"sentinel {port}: {view}")
+        return "\n".join(views)
+
+    def _logs(self) -> str:
+        """The tail of every server's and sentinel's log."""
+        paths = [(server.port, server.directory / "server.log") for server in self.servers]
+        paths += [(port, Path(self._directory) / f"sentinel-{port}.log") for port in self.sentinel_ports]
+        return "\n".join(
+            f"--- {port}: " + (path.read_text(errors="replace")[-1500:] if path.exists() else "(no log)")
+            for port, path in paths
         )
 
     def master_port(self) -> int:
