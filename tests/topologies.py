@@ -235,9 +235,13 @@ class Sentinels(_Topology):
     def _sentinel(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
 
-    def _sees_everyone(self, port: int) -> bool:
+    def _master_state(self, port: int) -> dict[str, Any]:
+        """``SENTINEL MASTER`` as one sentinel answers it (a flat list in RESP2, a map in RESP3)."""
         state = self._sentinel(port).execute_command("SENTINEL MASTER", self.SERVICE)
-        fields = dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else state
+        return dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else dict(state)
+
+    def _sees_everyone(self, port: int) -> bool:
+        fields = self._master_state(port)
         return (
             int(fields["num-slaves"]) == len(self.replicas)
             and int(fields["num-other-sentinels"]) == len(self.sentinel_ports) - 1
@@ -248,8 +252,7 @@ class Sentinels(_Topology):
         views = []
         for port in self.sentinel_ports:
             try:
-                state = self._sentinel(port).execute_command("SENTINEL MASTER", self.SERVICE)
-                fields = dict(zip(state[::2], state[1::2], strict=True)) if isinstance(state, list) else state
+                fields = self._master_state(port)
                 view = {name: fields.get(name) for name in ("flags", "num-slaves", "num-other-sentinels")}
             except redis.RedisError as error:
                 view = {"error": repr(error)}
