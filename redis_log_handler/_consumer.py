@@ -26,6 +26,19 @@ __all__ = ["Consumer"]
 
 _CLIENT_CLOSE_TIMEOUT = 0.5
 _MAX_BATCHES_PER_TRIP = 16
+# Batches a round trip waits for (up to flush_interval) before it leaves. Each trip costs the
+# background thread its turns at the GIL, taken from the logging threads: fewer, larger trips
+# leave them more (at one busy thread, about 0.05x of the floor against one batch).
+_BATCHES_TO_FILL = 4
+
+
+def trip_sizes(settings: Settings) -> tuple[int, int]:
+    """Records one round trip carries at most, and how many it waits for (up to flush_interval) before it leaves.
+
+    In-flight records are outside the buffer: a trip is kept to a quarter of it (but at least one batch).
+    """
+    batches = max(1, min(_MAX_BATCHES_PER_TRIP, settings.buffer_size // 4 // settings.batch_size))
+    return settings.batch_size * batches, settings.batch_size * min(_BATCHES_TO_FILL, batches)
 
 
 def _never() -> bool:
@@ -51,8 +64,7 @@ class Consumer:
         self._spill = spill
         self._delivery = delivery
         self._flushes = flushes
-        # In-flight records are outside the buffer: keep them to a quarter of it (but at least one batch).
-        self._batches_per_trip = max(1, min(_MAX_BATCHES_PER_TRIP, settings.buffer_size // 4 // settings.batch_size))
+        self._trip_limit, self._trip_fill = trip_sizes(settings)
         self.trip: Trip | None = None
         self._wakeup = asyncio.Event()
         self._retry_now = asyncio.Event()
@@ -113,16 +125,16 @@ class Consumer:
         )
 
     async def _next_trip(self) -> Trip | None:
-        """Wait until a batch is due and take what one round trip carries; None once closing is done.
+        """Wait until a round trip is due and take what it carries; None once closing is done.
 
-        A round trip carries one batch, or several when a backlog has built up:
-        under GIL contention from application threads every round trip costs
-        the consumer a few switch intervals, so moving more records per trip is
-        what lets it keep up with a burst.
+        A round trip waits up to flush_interval for a few batches, and carries
+        more when a backlog has built up: under GIL contention from application
+        threads every round trip costs the consumer a few switch intervals, so
+        moving more records per trip is what lets it keep up.
         """
         intake, spill = self._intake, self._spill
         batch_size = self._settings.batch_size
-        limit = batch_size * self._batches_per_trip
+        limit = self._trip_limit
         while True:
             if self._past_close_deadline():
                 return None  # close() accounts for what is left
@@ -142,22 +154,22 @@ class Consumer:
                 intake.set_awake()
                 self._wakeup.clear()
                 continue
-            if len(intake) < batch_size and not self._closing and not self._flushes.waiting:
-                await self._wait_for_a_batch()
+            if len(intake) < self._trip_fill and not self._closing and not self._flushes.waiting:
+                await self._wait_for_a_trip()
             records = intake.take(limit)
             if records:
                 return Trip.of(records, batch_size)
 
-    async def _wait_for_a_batch(self) -> None:
-        """Give a partial batch up to flush_interval to fill (a full batch, a flush or close ends the wait)."""
-        self._intake.batch_wake_done()
-        # Once the batch is full the wait is over, even before this thread gets the GIL to notice: from
+    async def _wait_for_a_trip(self) -> None:
+        """Give a partial round trip up to flush_interval to fill (a full one, a flush or close ends the wait)."""
+        self._intake.fill_wake_done()
+        # Once the trip is full the wait is over, even before this thread gets the GIL to notice: from
         # then on logging threads past the high-water mark step aside for it. Until then they must not (a
         # buffer smaller than two batches has its high-water mark below one batch).
-        await self._pause(self._wakeup, self._settings.flush_interval, over=self._batch_ready)
+        await self._pause(self._wakeup, self._settings.flush_interval, over=self._trip_ready)
 
-    def _batch_ready(self) -> bool:
-        return len(self._intake) >= self._settings.batch_size
+    def _trip_ready(self) -> bool:
+        return len(self._intake) >= self._trip_fill
 
     async def _pause(self, event: asyncio.Event, timeout: float, over: Callable[[], bool] = _never) -> None:
         """Wait for *event*, at most *timeout* seconds; logging threads step aside for it only once *over()*."""

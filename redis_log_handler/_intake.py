@@ -68,7 +68,7 @@ class Intake:
         self,
         *,
         capacity: int,
-        batch_size: int,
+        trip_fill: int,
         overflow: str,
         block_timeout: float,
         ledger: Ledger,
@@ -76,7 +76,7 @@ class Intake:
         wake: Callable[[], None],
     ) -> None:
         self.capacity = capacity
-        self._batch_size = batch_size
+        self._trip_fill = trip_fill
         self._block_timeout = block_timeout
         self._ledger = ledger
         self._appended = ledger.appended.increment
@@ -96,16 +96,16 @@ class Intake:
         # Wake hints, read and written by application threads and the consumer
         # without a lock. A lost race costs at most one extra or one late wake:
         # the consumer re-checks the buffer after publishing that it is idle,
-        # and a partial batch is written after flush_interval in any case.
+        # and a partial round trip leaves after flush_interval in any case.
         self._idle = True  # the first record wakes the consumer (and starts it)
-        self._batch_wake_sent = False
+        self._fill_wake_sent = False
         self._closed = False
         # Back-pressure (see _step_aside): past this backlog a logging thread lets a writer that could run run.
         self._high_water = max(1, capacity // 2)
-        # The backlog at which put() has something to do: a batch to announce, or the high-water mark.
-        self._attention = min(batch_size, self._high_water)
+        # The backlog at which put() has something to do: a full round trip to announce, or the high-water mark.
+        self._attention = min(trip_fill, self._high_water)
         self.writer_waits: Callable[[], bool] | None = None
-        """Set by the consumer while it waits (on Redis, out a retry backoff, for a batch to fill): tells
+        """Set by the consumer while it waits (on Redis, out a retry backoff, for a round trip to fill): tells
         whether what it waits for has come (then it could run). None while it can run. Read by logging
         threads without a lock."""
 
@@ -122,12 +122,12 @@ class Intake:
             self._attend(len(buffer))
 
     def _attend(self, backlog: int) -> None:
-        """Wake the consumer (idle, or a batch is ready), and step aside if the backlog is past the high-water mark."""
+        """Wake the consumer (idle, or a round trip is full), and step aside past the high-water mark."""
         if self._idle:
             self._idle = False
             self._wake()
-        elif not self._batch_wake_sent and backlog >= self._batch_size:
-            self._batch_wake_sent = True
+        elif not self._fill_wake_sent and backlog >= self._trip_fill:
+            self._fill_wake_sent = True
             self._attention = self._high_water
             self._wake()
         if backlog >= self._high_water:
@@ -246,10 +246,10 @@ class Intake:
         """The consumer woke up (for whatever reason): records need not wake it."""
         self._idle = False
 
-    def batch_wake_done(self) -> None:
-        """The consumer is waiting for a batch to fill: let the record that fills it wake the consumer."""
-        self._batch_wake_sent = False
-        self._attention = min(self._batch_size, self._high_water)
+    def fill_wake_done(self) -> None:
+        """The consumer is waiting for a round trip to fill: let the record that fills it wake the consumer."""
+        self._fill_wake_sent = False
+        self._attention = min(self._trip_fill, self._high_water)
 
     def places(self) -> tuple[int, int, int]:
         """``(appended, in memory, on disk)``, read consistently with moves to disk (appends may still come)."""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._config import Settings
-from ._consumer import Consumer
+from ._consumer import Consumer, trip_sizes
 from ._delivery import Delivery
 from ._diagnostics import describe, report
 from ._flush import Flushes
@@ -54,7 +54,7 @@ class Shipper:
         )
         self.intake = Intake(
             capacity=settings.buffer_size,
-            batch_size=settings.batch_size,
+            trip_fill=trip_sizes(settings)[1],
             overflow=settings.overflow,
             block_timeout=settings.block_timeout,
             ledger=self.ledger,

@@ -19,6 +19,8 @@ import redis
 import redis.asyncio
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._config import Settings
+from redis_log_handler._consumer import trip_sizes
 from redis_log_handler._runtime import get_runtime
 from redis_log_handler._server import EmbeddedRedis
 
@@ -288,6 +290,39 @@ class TestConcurrency:
         runtime_threads = [thread for thread in threading.enumerate() if thread.name == "redis-log-handler"]
         assert len(runtime_threads) == 1
         assert runtime_threads[0].ident == get_runtime().thread_id
+
+
+class TestRoundTrips:
+    def test_a_round_trip_waits_for_four_batches(
+        self, redis_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+    ) -> None:
+        """A full batch does not send the writer off: it waits (up to flush_interval) for four, then writes them."""
+        handler = make_handler(url=redis_server.url, key=key, buffer_size=1000, batch_size=10, flush_interval=30)
+        logger.addHandler(handler)
+        logger.info("first")
+        assert handler.flush(10)
+        logger.info("second")  # into an idle writer, which now waits flush_interval for a round trip to fill
+        intake = handler._shipper.intake
+        wait_until(lambda: len(intake) == 1 and intake.writer_waits is not None and intake.writer_waits() is False)
+        for number in range(9):
+            logger.info("%d", number)
+        assert len(intake) == 10
+        assert intake.writer_waits is not None and intake.writer_waits() is False  # one batch: still waiting
+        for number in range(30):
+            logger.info("%d", number)
+        wait_until(lambda: handler.stats()["written"] == 41)  # four batches: written long before flush_interval
+        assert handler.stats()["batches"] == 5
+
+    def test_round_trips_fit_a_quarter_of_a_small_buffer(self) -> None:
+        """A round trip carries at most a quarter of the buffer and waits for no more than it carries."""
+        sizes = {
+            (100_000, 1000): (16_000, 4000),
+            (8000, 1000): (2000, 2000),
+            (1000, 1000): (1000, 1000),
+            (1000, 10): (160, 40),
+        }
+        for (buffer_size, batch_size), expected in sizes.items():
+            assert trip_sizes(Settings.build(buffer_size=buffer_size, batch_size=batch_size)) == expected
 
 
 class TestOverflow:

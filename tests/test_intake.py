@@ -54,7 +54,7 @@ def make_intake(
     wakes: list[int] = []
     intake = Intake(
         capacity=capacity,
-        batch_size=2,
+        trip_fill=2,
         overflow=overflow,
         block_timeout=block_timeout,
         ledger=ledger,
@@ -168,14 +168,14 @@ class TestMovingToDisk:
 
 
 class TestWakeHints:
-    def test_first_record_and_each_full_batch_wake_the_consumer(self) -> None:
-        """An idle consumer is woken by the first record, then only by the record that completes a batch."""
+    def test_first_record_and_each_full_round_trip_wake_the_consumer(self) -> None:
+        """An idle consumer is woken by the first record, then only by the record that fills a round trip."""
         intake, _, wakes = make_intake(capacity=100)
         put_numbers(intake, 1)
         assert len(wakes) == 1
         put_numbers(intake, 5, start=1)
-        assert len(wakes) == 2  # the second record made a batch of two; no more until the consumer waits again
-        intake.batch_wake_done()
+        assert len(wakes) == 2  # the second filled a round trip of two; no more until the consumer waits again
+        intake.fill_wake_done()
         put_numbers(intake, 1, start=6)
         assert len(wakes) == 3
 
