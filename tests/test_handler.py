@@ -307,7 +307,8 @@ class TestRoundTrips:
         for number in range(9):
             logger.info("%d", number)
         assert len(intake) == 10
-        assert intake.writer_waits is not None and intake.writer_waits() is False  # one batch: still waiting
+        assert intake.writer_waits is not None
+        assert intake.writer_waits() is False  # one batch: still waiting
         for number in range(30):
             logger.info("%d", number)
         wait_until(lambda: handler.stats()["written"] == 41)  # four batches: written long before flush_interval
