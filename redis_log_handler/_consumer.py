@@ -28,7 +28,7 @@ _CLIENT_CLOSE_TIMEOUT = 0.5
 _MAX_BATCHES_PER_TRIP = 16
 # Batches a round trip waits for (up to flush_interval) before it leaves. Each trip costs the
 # background thread its turns at the GIL, taken from the logging threads: fewer, larger trips
-# leave them more (at one busy thread, about 0.05x of the floor against one batch).
+# leave them more (at one busy thread, 0.83x of the floor instead of 0.75x: docs/benchmarks.md).
 _BATCHES_TO_FILL = 4
 
 
@@ -165,7 +165,7 @@ class Consumer:
         self._intake.fill_wake_done()
         # Once the trip is full the wait is over, even before this thread gets the GIL to notice: from
         # then on logging threads past the high-water mark step aside for it. Until then they must not (a
-        # buffer smaller than two batches has its high-water mark below one batch).
+        # buffer smaller than two batches has its high-water mark below the records the trip waits for).
         await self._pause(self._wakeup, self._settings.flush_interval, over=self._trip_ready)
 
     def _trip_ready(self) -> bool:
