@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._flush_all import flush_all
 from ._handler import RedisHandler
 from ._log_record import to_log_record
 from ._loguru import LoguruSink
@@ -22,6 +23,7 @@ __all__ = [
     "RedisLogConsumer",
     "StructlogProcessor",
     "__version__",
+    "flush_all",
     "shard_keys",
     "to_log_record",
 ]

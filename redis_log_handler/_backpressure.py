@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import math
 import select
-import threading
 import time
 from collections.abc import Callable
 
 from ._fork import after_fork_in_child
+from ._native import Condition
 
 __all__ = ["loop_could_run", "loop_woke", "ready_now", "step_aside", "writer_sleeps"]
 
-_turn = threading.Condition(threading.Lock())
+# Native (see _native): the runtime's thread notifies it. A wait blocks the OS thread, greenlets included: it
+# lasts at most a millisecond, and giving the writer that time is the point.
+_turn = Condition()
 # While the runtime loop blocks in its selector: the selector's descriptor, and when the block's timeout
 # ends (monotonic; inf for none). None while the loop runs. Written by the loop, read by logging threads.
 _blocked: tuple[int, float] | None = None
@@ -98,7 +100,7 @@ def ready_now(fd: int, *, writable: bool = False) -> bool:
 
 def _forget_in_child() -> None:
     global _turn, _blocked
-    _turn = threading.Condition(threading.Lock())
+    _turn = Condition()
     _blocked = None
 
 

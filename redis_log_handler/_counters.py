@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import threading
+
+from ._native import allocate_lock
 
 __all__ = ["Counter"]
 
@@ -21,7 +22,7 @@ class Counter:
     def __init__(self) -> None:
         self._count = itertools.count()
         self._reads = 0
-        self._read_lock = threading.Lock()
+        self._read_lock = allocate_lock()  # read from the runtime's thread too
         self.increment = self._count.__next__
 
     def value(self) -> int:

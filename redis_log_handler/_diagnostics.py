@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from typing import TextIO
 
 from ._fork import after_fork_in_child
+from ._native import allocate_lock, original
 
 __all__ = ["REPORT_INTERVAL", "describe", "report"]
 
@@ -33,6 +33,10 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
     def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it
         pass
 
+    def createLock(self) -> None:
+        """A native lock: the runtime's thread reports too, also where gevent patched threading."""
+        self.lock = original("_thread", "RLock")()
+
 
 def _make_logger() -> logging.Logger:
     logger = logging.Logger("redis_log_handler", logging.WARNING)
@@ -40,11 +44,12 @@ def _make_logger() -> logging.Logger:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("redis_log_handler[%(process)d]: %(message)s"))
     logger.addHandler(handler)
+    logger.isEnabledFor(logging.WARNING)  # fills the level cache now: a miss takes logging's own lock
     return logger
 
 
 _logger = _make_logger()
-_lock = threading.Lock()
+_lock = allocate_lock()
 # kind -> (time of the last line written, occurrences suppressed since)
 _last: dict[str, tuple[float, int]] = {}
 
@@ -82,8 +87,10 @@ def report(kind: str, message: str, *, force: bool = False) -> bool:
 
 def _forget_in_child() -> None:
     global _lock
-    _lock = threading.Lock()
+    _lock = allocate_lock()
     _last.clear()
+    for handler in _logger.handlers:
+        handler.createLock()  # a parent's thread may have held it at the fork
 
 
 after_fork_in_child(_forget_in_child)

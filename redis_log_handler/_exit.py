@@ -20,8 +20,9 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
+from . import _uwsgi
 from ._diagnostics import report
-from ._fork import after_fork_in_child
+from ._fork import after_fork_in_child, catch_up
 from ._runtime import stop_runtime
 
 __all__ = ["close_all", "register_closeable"]
@@ -43,6 +44,8 @@ def register_closeable(closeable: _Closeable) -> None:
 
 def close_all() -> None:
     """Close every live handler at once under one deadline, then stop the runtime."""
+    catch_up()  # a child forked without at-fork hooks must not wait on its parent's runtime
+    _uwsgi.allow_threads_at_exit()
     now = time.monotonic()
     finishers = []
     for closeable in list(_closeables):

@@ -10,14 +10,15 @@ since the previous flush finished.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
 from collections.abc import Callable
 
+from ._native import Reply
+
 __all__ = ["Flushes", "Request"]
 
-Request = Callable[[], "concurrent.futures.Future[bool] | bool"]
-"""Registers a flush with the consumer: a future to wait on, or the answer when there is nothing to wait for."""
+Request = Callable[[], "Reply[bool] | bool"]
+"""Registers a flush with the consumer: a reply to wait on, or the answer when there is nothing to wait for."""
 
 
 class Flushes:
@@ -25,18 +26,18 @@ class Flushes:
 
     def __init__(self, close_timeout: float) -> None:
         self._close_timeout = close_timeout
-        # (position, losses when requested, future), settled on the runtime loop only.
-        self._waiters: list[tuple[int, int, concurrent.futures.Future[bool]]] = []
+        # (position, losses when requested, reply), settled on the runtime loop only.
+        self._waiters: list[tuple[int, int, Reply[bool]]] = []
         # Losses a finished flush has already reported: a flush returns False only for newer ones.
         self._losses_reported = 0
         self._budget_deadline: float | None = None
 
     # ------------------------------------------------------ runtime loop
 
-    def add(self, position: int, future: concurrent.futures.Future[bool]) -> None:
+    def add(self, position: int, reply: Reply[bool]) -> None:
         """Wait for *position* (settled by the next :meth:`settle`)."""
-        if not future.done():
-            self._waiters.append((position, self._losses_reported, future))
+        if not reply.done():
+            self._waiters.append((position, self._losses_reported, reply))
 
     @property
     def waiting(self) -> bool:
@@ -46,17 +47,14 @@ class Flushes:
     def settle(self, completed: int, losses: int) -> None:
         """Answer the waiters whose position *completed* has reached: True unless records were lost meanwhile."""
         pending = []
-        for position, losses_before, future in self._waiters:
-            if future.done():
+        for position, losses_before, reply in self._waiters:
+            if reply.done():  # cancelled by a caller that timed out
                 continue
             if completed >= position:
                 self._losses_reported = losses
-                try:
-                    future.set_result(losses == losses_before)
-                except concurrent.futures.InvalidStateError:  # cancelled by a caller that timed out
-                    pass
+                reply.answer(losses == losses_before)
             else:
-                pending.append((position, losses_before, future))
+                pending.append((position, losses_before, reply))
         self._waiters = pending
 
     # ----------------------------------------------------- calling threads
@@ -78,16 +76,17 @@ class Flushes:
         return now + max(0.0, timeout) if timeout is not None else self.budget(now)
 
     def flush(self, timeout: float | None, request: Request) -> bool:
-        """Block until the request is answered or the deadline passes (False then)."""
+        """Block until the request is answered or the deadline passes (False then).
+
+        Under gevent or eventlet the wait yields to the hub (see ``_native``).
+        """
         deadline = self._deadline(timeout)
-        future = request()
-        if isinstance(future, bool):
-            return future
-        try:
-            done = future.result(max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            future.cancel()
+        reply = request()
+        if isinstance(reply, bool):
+            return reply
+        if not reply.wait(deadline - time.monotonic()) and reply.cancel():
             return False
+        done = bool(reply.value)
         if done and timeout is None:
             self._budget_deadline = None
         return done
@@ -95,15 +94,30 @@ class Flushes:
     async def aflush(self, timeout: float | None, request: Request) -> bool:
         """The same as :meth:`flush`, awaited on the caller's own event loop."""
         deadline = self._deadline(timeout)
-        future = request()
-        if isinstance(future, bool):
-            return future
+        reply = request()
+        if isinstance(reply, bool):
+            return reply
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[bool] = loop.create_future()
+        reply.on_answer(lambda value: _settle_from_another_thread(loop, answered, value))
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                done = await asyncio.wrap_future(future)
+                done = await answered
         except TimeoutError:
-            future.cancel()
-            return False
+            if reply.cancel():
+                return False
+            done = bool(reply.value)
         if done and timeout is None:
             self._budget_deadline = None
         return done
+
+
+def _settle_from_another_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[bool], value: bool) -> None:
+    def settle() -> None:
+        if not future.done():
+            future.set_result(value)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the caller's loop closed meanwhile: nobody waits any more
+        pass

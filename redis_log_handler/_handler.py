@@ -26,6 +26,7 @@ from ._live import register_live
 from ._runtime import keep_inherited
 from ._shipper import Shipper
 from ._sources import structlog_document, wrapped_structlog_event
+from ._uwsgi import takes_over_master_records
 from ._wire import frame
 
 __all__ = ["RedisHandler"]
@@ -88,8 +89,11 @@ class RedisHandler(logging.Handler):
         client, task and spill files are never touched (nor garbage-collected:
         see keep_inherited).
         """
-        keep_inherited(self._shipper, *self._shipper.inherited())
+        parent = self._shipper
+        keep_inherited(parent, *parent.inherited())
         self._shipper = Shipper(self.settings, replay_now=False)
+        if not parent.started and parent.intake and takes_over_master_records():
+            self._shipper.adopt(parent)
 
     def _after_unhooked_fork(self) -> Shipper:
         """A record made in another process than the shipper's: a fork that ran no at-fork hooks. Start over."""
@@ -189,15 +193,18 @@ class RedisHandler(logging.Handler):
         or if any of them was dropped. ``None`` waits at most ``close_timeout``
         (never forever: ``logging.shutdown()`` calls ``flush()``).
         """
+        catch_up()  # a child forked without at-fork hooks must not wait on its parent's runtime
         return self._shipper.flush(timeout)
 
     async def aflush(self, timeout: float | None = None) -> bool:
         """The same as :meth:`flush`, for code running on its own event loop (does not block it)."""
+        catch_up()
         return await self._shipper.aflush(timeout)
 
     def close(self) -> None:
         """Write what is buffered (within ``close_timeout``) and stop this handler's consumer; idempotent."""
         try:
+            catch_up()
             self._shipper.begin_close(time.monotonic())()
         finally:
             super().close()
@@ -208,6 +215,7 @@ class RedisHandler(logging.Handler):
 
     def stats(self) -> dict[str, Any]:
         """Return the handler's counters (see the configuration reference for each one)."""
+        catch_up()
         return self._shipper.stats()
 
     def __repr__(self) -> str:

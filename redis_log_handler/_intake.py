@@ -27,7 +27,6 @@ the spill is a :class:`DiskTail` and waking the consumer is a callback.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Protocol
 
 from ._backpressure import step_aside
 from ._ledger import Ledger
+from ._native import Condition
 
 __all__ = ["DiskTail", "Intake"]
 
@@ -91,8 +91,9 @@ class Intake:
         self._evicts_itself = self._drop_oldest and disk is None
         self._buffer: deque[bytes] = deque(maxlen=capacity if self._evicts_itself else None)
         # Held to move records to disk, to take from memory while a disk is
-        # configured, and to wait for room under overflow="block".
-        self._lock = threading.Condition(threading.Lock())
+        # configured, and to wait for room under overflow="block". Native: the
+        # runtime's thread takes it too, also where gevent patched threading.
+        self._lock = Condition()
         # Wake hints, read and written by application threads and the consumer
         # without a lock. A lost race costs at most one extra or one late wake:
         # the consumer re-checks the buffer after publishing that it is idle,
@@ -168,7 +169,7 @@ class Intake:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     return False
-                self._lock.wait(remaining)
+                self._lock.wait(remaining, cooperative=True)  # under gevent, other greenlets run meanwhile
         return True
 
     def close(self) -> None:

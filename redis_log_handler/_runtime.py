@@ -2,28 +2,29 @@
 
 Created on first use, shared by every handler in the process, forgotten in a
 forked child (which creates its own on first use) and stopped at interpreter
-exit after the handlers are closed (see ``_exit``).
+exit after the handlers are closed (see ``_exit``). Its thread, selector,
+wake-up socket, connections and name lookups are the operating system's own
+even where gevent or eventlet patched the standard library (see ``_native``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import queue
 import selectors
 import socket
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
+from . import _uwsgi
 from ._backpressure import loop_woke, writer_sleeps
 from ._diagnostics import report
 from ._fork import after_fork_in_child
 from ._inside import inside
+from ._native import NativeThread, Reply, original, patched
 
 __all__ = ["Runtime", "get_runtime", "keep_inherited", "stop_runtime"]
 
-_T = TypeVar("_T")
 _THREAD_NAME = "redis-log-handler"
 _WAKE_READ = 4096  # bytes read from the loop's wake-up socket at a time (one byte per wake-up)
 
@@ -38,15 +39,15 @@ class _Resolver:
     """
 
     def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[tuple[tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]]
-        self._requests = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name=f"{_THREAD_NAME}-resolver", daemon=True).start()
+        self._requests: Any = original("queue", "SimpleQueue")()
+        self._getaddrinfo = original("socket", "getaddrinfo")
+        NativeThread(self._serve)
 
     def _serve(self) -> None:
         while True:
             arguments, future, loop = self._requests.get()
             try:
-                result: Any = socket.getaddrinfo(*arguments)
+                result: Any = self._getaddrinfo(*arguments)
             except BaseException as exc:  # delivered to the awaiting coroutine
                 result = exc
             try:
@@ -69,31 +70,105 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
         future.set_result(result)
 
 
-class _Selector(selectors.DefaultSelector):
-    """The loop's selector: before it blocks, it tells logging threads that stepped aside for the writer
-    (see ``_backpressure``) that the writer's turn is over, and what it blocks on."""
+class _Selector(selectors.BaseSelector):
+    """The loop's selector: the platform's own (epoll), never gevent's, which would block on the hub.
+
+    Before it blocks, it tells logging threads that stepped aside for the writer (see ``_backpressure``)
+    that the writer's turn is over, and what it blocks on.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
+        self._inner: selectors.BaseSelector = original("selectors", "DefaultSelector")()
         # epoll and kqueue have a descriptor that polls readable while events wait; select() and poll() do not.
-        fileno = getattr(self, "fileno", None)
+        fileno = getattr(self._inner, "fileno", None)
         self._fd: int = fileno() if fileno is not None else -1
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.get_key(fileobj)
+
+    def get_map(self) -> Any:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None or timeout > 0:
             writer_sleeps(self._fd, timeout)
-        events: list[tuple[selectors.SelectorKey, int]] = super().select(timeout)
+        events = self._inner.select(timeout)
         loop_woke()
         return events
 
 
 class _RuntimeLoop(asyncio.SelectorEventLoop):
-    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor, and reads
-    its wake-up socket once per wake-up."""
+    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor, reads
+    its wake-up socket once per wake-up, and connects with the operating system's sockets where gevent or
+    eventlet patched ``socket`` (theirs would need a hub on this thread)."""
 
     def __init__(self, resolver: _Resolver) -> None:
-        super().__init__(_Selector())
         self._resolver = resolver
+        super().__init__(_Selector())
+
+    def _make_self_pipe(self) -> None:
+        """asyncio's own (3.11 to 3.13), with a socket pair of the operating system's."""
+        self._ssock, self._csock = original("socket", "socketpair")()
+        self._ssock.setblocking(False)
+        self._csock.setblocking(False)
+        self._internal_fds += 1  # type: ignore[attr-defined]
+        self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
+
+    async def create_connection(  # the keywords asyncio and redis-py pass
+        self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any
+    ) -> tuple[Any, Any]:
+        if kwargs.get("sock") is None and host is not None and patched():
+            kwargs["sock"] = await self._native_connection(host, port, kwargs.pop("family", 0))
+            if kwargs.get("ssl") and kwargs.get("server_hostname") is None:
+                kwargs["server_hostname"] = host
+            host = port = None
+        return await super().create_connection(protocol_factory, host, port, **kwargs)
+
+    async def create_unix_connection(
+        self, protocol_factory: Callable[[], Any], path: str | None = None, **kwargs: Any
+    ) -> tuple[Any, Any]:
+        if kwargs.get("sock") is None and path is not None and patched():
+            sock = original("socket", "socket")(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await self.sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+            kwargs["sock"], path = sock, None
+        return await super().create_unix_connection(protocol_factory, path, **kwargs)
+
+    async def _native_connection(self, host: str, port: int | None, family: int) -> socket.socket:
+        """A connected, non-blocking socket of the operating system's: each address in turn, the last error raised."""
+        error: OSError = OSError(f"no address for {host!r}")
+        for address_family, kind, proto, _, address in await self.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM
+        ):
+            sock: socket.socket = original("socket", "socket")(address_family, kind, proto)
+            sock.setblocking(False)
+            try:
+                await self.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise error
 
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
@@ -110,7 +185,7 @@ class _RuntimeLoop(asyncio.SelectorEventLoop):
         """
         while True:
             try:
-                data = self._ssock.recv(_WAKE_READ)  # type: ignore[attr-defined]
+                data = self._ssock.recv(_WAKE_READ)
             except InterruptedError:
                 continue
             except BlockingIOError:
@@ -123,7 +198,7 @@ class _RuntimeLoop(asyncio.SelectorEventLoop):
 
 
 class Runtime:
-    """An event loop running forever in a daemon thread."""
+    """An event loop running forever in a daemon OS thread."""
 
     def __init__(self) -> None:
         self.loop = _RuntimeLoop(_Resolver())
@@ -131,17 +206,14 @@ class Runtime:
         # Under -X dev asyncio warns about "slow" callbacks; on this loop they
         # only measure GIL waits behind the application's threads.
         self.loop.set_debug(False)
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(started,), name=_THREAD_NAME, daemon=True)
-        self._thread.start()
-        started.wait()
-        assert self._thread.ident is not None  # set once start() returned
+        self._thread = NativeThread(self._run)
         self.thread_id: int = self._thread.ident
 
-    def _run(self, started: threading.Event) -> None:
+    def _run(self) -> None:
         inside.active = True  # whatever is logged on this thread is the handler's own doing
+        # Started without threading's bookkeeping: this makes it show by name in threading.enumerate().
+        threading.current_thread().name = _THREAD_NAME
         asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(started.set)
         try:
             self.loop.run_forever()
         finally:
@@ -160,9 +232,22 @@ class Runtime:
         finally:
             loop.close()
 
-    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
-        """Run *coroutine* on the loop from any other thread."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+    def submit(self, coroutine: Coroutine[Any, Any, None]) -> Reply[BaseException | None]:
+        """Run *coroutine* on the loop from any other thread; the reply is the exception it raised, or None."""
+        reply: Reply[BaseException | None] = Reply()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            reply.answer(None if task.cancelled() else task.exception())
+
+        def start() -> None:
+            self.loop.create_task(coroutine).add_done_callback(finished)
+
+        try:
+            self.loop.call_soon_threadsafe(start)
+        except RuntimeError:
+            coroutine.close()  # never awaited: say nothing about it
+            raise
+        return reply
 
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         """Schedule *callback* on the loop from any thread."""
@@ -212,11 +297,14 @@ def get_runtime() -> Runtime:
             ready = _runtime_ready = threading.Event()
     assert ready is not None
     if not builder:
-        ready.wait()
+        ready.wait()  # the application's own Event: under gevent it yields to the hub
         if _runtime is None:
             raise RuntimeError("the redis_log_handler runtime failed to start")
         return _runtime
     try:
+        if not _uwsgi.threads_allowed():
+            raise _uwsgi.ThreadsRefused(_uwsgi.THREADS_REFUSED)
+        _uwsgi.warn_without_threads()
         built = Runtime()
         with _lock:
             _runtime = built

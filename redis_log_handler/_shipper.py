@@ -10,10 +10,8 @@ runtime loop (``_consumer``). Application threads reach the shipper through
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +25,10 @@ from ._fork import current_pid
 from ._heartbeat import Heartbeat
 from ._intake import Intake
 from ._ledger import Ledger, Places, SpillCounts
+from ._native import Reply, allocate_lock, get_ident
 from ._runtime import Runtime, get_runtime
 from ._spill import Spill
+from ._uwsgi import ThreadsRefused, keep_for_a_worker
 
 __all__ = ["Shipper"]
 
@@ -64,8 +64,8 @@ class Shipper:
         self._delivery = Delivery(settings, self.ledger)
         self._flushes = Flushes(settings.close_timeout)
         self.closed = False
-        self._close_lock = threading.Lock()
-        self._start_lock = threading.Lock()
+        self._close_lock = allocate_lock()
+        self._start_lock = allocate_lock()
         self._runtime: Runtime | None = None
         # Made on the runtime loop when the shipper starts.
         self._consumer: Consumer | None = None
@@ -74,6 +74,23 @@ class Shipper:
         self._beats: asyncio.Task[None] | None = None
         if replay_now and self.spill is not None and self.spill.has_segments_on_disk():
             self._start()  # replay what an earlier process left, even if this one never logs
+
+    @property
+    def started(self) -> bool:
+        """Whether the runtime was asked to run this shipper's consumer."""
+        return self._runtime is not None
+
+    def adopt(self, parent: Shipper) -> None:
+        """Take over the records *parent* (uWSGI's master, which never started a thread) still buffers."""
+        frames = parent.intake.take_all()
+        by_source = {source: counter.value() for source, counter in parent.ledger.accepted.items()}
+        if sum(by_source.values()) != len(frames):  # the master dropped some: they stay its own to count
+            by_source = {"stdlib": len(frames)}
+        for source, count in by_source.items():
+            for _ in range(count):
+                self.ledger.accepted[source].increment()
+        for framed in frames:
+            self.intake.put(framed)
 
     def inherited(self) -> list[object]:
         """What a forked child must keep alive and never touch: the parent's client, task and events."""
@@ -90,6 +107,10 @@ class Shipper:
         if runtime is None:
             try:
                 self._start()
+            except ThreadsRefused as exc:  # uWSGI's master: a worker writes them
+                keep_for_a_worker()
+                report("uwsgi-master", str(exc))
+                return
             except Exception as exc:  # too late in interpreter shutdown to start a thread, say
                 report("runtime", f"cannot start the background thread: {describe(exc)}; records stay buffered")
                 return
@@ -132,27 +153,27 @@ class Shipper:
 
     # -------------------------------------------------------------- flush
 
-    def _add_flush(self, position: int, future: concurrent.futures.Future[bool]) -> None:
-        self._flushes.add(position, future)
+    def _add_flush(self, position: int, reply: Reply[bool]) -> None:
+        self._flushes.add(position, reply)
         if self._consumer is not None:
             self._consumer.hurry()  # partial batches are written now, a retry backoff is cut short
             self._consumer.settle_flushes()
 
-    def _request_flush(self) -> concurrent.futures.Future[bool] | bool:
+    def _request_flush(self) -> Reply[bool] | bool:
         """Register a flush; returns the result directly when there is nothing to wait for."""
         runtime = self._runtime
         if runtime is None:
-            return True  # never started: nothing was buffered
+            return not self.intake  # never started: nothing was sent (uWSGI's master writes at exit)
         position = self.ledger.appended.value()
-        if self._closed_and_stopped() or threading.get_ident() == runtime.thread_id:
+        if self._closed_and_stopped() or get_ident() == runtime.thread_id:
             # On the runtime thread a wait would deadlock the consumer it waits for.
             return self._places_and_completed()[2] >= position
-        future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        reply: Reply[bool] = Reply()
         try:
-            runtime.call_soon(self._add_flush, position, future)
+            runtime.call_soon(self._add_flush, position, reply)
         except RuntimeError:
             return False
-        return future
+        return reply
 
     def _closed_and_stopped(self) -> bool:
         return self.closed and (self._task is None or self._task.done())
@@ -174,6 +195,8 @@ class Shipper:
                 return _noop
             self.closed = True
         self.intake.close()  # callers blocked by overflow="block" give up now
+        if self._runtime is None and self.intake:
+            self._start_to_close()  # records but no runtime: uWSGI's master, now exiting
         runtime = self._runtime
         if runtime is None:  # never started (or could not start): nothing can be sent
             self.intake.move_all_to_disk()
@@ -181,19 +204,25 @@ class Shipper:
             return _noop
         deadline = self._flushes.budget(now)
         try:
-            future = runtime.submit(self._shutdown(deadline))
+            reply = runtime.submit(self._shutdown(deadline))
         except RuntimeError:  # the loop is already closed
             return _noop
-        if threading.get_ident() == runtime.thread_id:
+        if get_ident() == runtime.thread_id:
             return _noop  # closing from the loop itself: the shutdown runs once we return
 
         def finish() -> None:
-            try:
-                future.result(max(0.0, deadline - time.monotonic()) + _CLOSE_GRACE)
-            except concurrent.futures.TimeoutError:
+            if not reply.wait(max(0.0, deadline - time.monotonic()) + _CLOSE_GRACE):
                 report("close", f"closing the handler for {self._settings.key!r} did not finish in time")
+            elif reply.value is not None:
+                raise reply.value
 
         return finish
+
+    def _start_to_close(self) -> None:
+        try:
+            self._start()
+        except Exception as exc:
+            report("runtime", f"cannot start the background thread to close: {describe(exc)}")
 
     async def _shutdown(self, deadline: float) -> None:
         if self._beats is not None and self._heartbeat is not None:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import threading
 import time
 from collections import deque
 
 from ._diagnostics import describe, report
 from ._ledger import SpillCounts
+from ._native import allocate_lock
 from ._segments import HEADER_SIZE, RECORD_OVERHEAD, Segment, lock_unheld, remove
 from ._wire import unframe
 
@@ -46,7 +46,7 @@ class Spill:
         self._key = key
         self._max_bytes = max_bytes
         self._segment_bytes = max(_MIN_SEGMENT_BYTES, min(_MAX_SEGMENT_BYTES, max_bytes // 8))
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()  # native: application threads and the runtime's thread both take it
         self._sealed: deque[Segment] = deque()  # oldest first; the head is the one being replayed
         self._tail: Segment | None = None  # the segment appended to
         self._sequence = 0

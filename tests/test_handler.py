@@ -624,7 +624,7 @@ class TestRecursion:
             logging.getLogger("tests.app").info("from the application")
             assert handler.flush(5)
             runtime = get_runtime()
-            logged = runtime.submit(_log_on_loop())
+            logged = asyncio.run_coroutine_threadsafe(_log_on_loop(), runtime.loop)
             assert logged.result(5) == "done"
             assert handler.flush(5)
         finally:
@@ -674,7 +674,7 @@ class TestRecursion:
             handler.close()
             return True, time.monotonic() - started
 
-        done, elapsed = get_runtime().submit(flush_and_close()).result(10)
+        done, elapsed = asyncio.run_coroutine_threadsafe(flush_and_close(), get_runtime().loop).result(10)
         assert done
         assert elapsed < 1.0
         wait_until(lambda: handler.stats()["buffered"] == 0)

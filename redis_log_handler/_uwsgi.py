@@ -1,0 +1,108 @@
+"""uWSGI: where a Python thread must not run, and where Python threads do not run between requests.
+
+By default uWSGI's master imports the application and then forks its workers
+from C without Python's fork hooks (``PyOS_AfterFork_Child``), after releasing
+the GIL. A Python thread running in the master at that moment may hold the
+GIL: the worker is then born with a GIL owned by a thread it does not have,
+and hangs before it runs a line of Python (every request times out, SIGTERM
+cannot stop it). So in such a master the runtime's thread is not started: the
+master's records wait in its buffer and are written at its exit, when no
+worker is forked any more (``allow_threads_at_exit``), or by a worker (below). ``--lazy-apps`` (the
+application is loaded in each worker) and ``--py-call-uwsgi-fork-hooks`` (the
+worker's GIL is made anew) let the master start it as anywhere else.
+
+Those records are also in every worker's copy of the master's memory, and
+one worker writes them: worker 1, once. Its generations never overlap, and a
+byte of memory shared with the master (``mmap``, inherited by every worker)
+says whether one of them has taken the records over, so a respawned worker 1
+does not write them again.
+
+Outside uWSGI (``import uwsgi`` fails) threads are always allowed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import mmap
+from typing import Any
+
+from ._diagnostics import report
+
+__all__ = [
+    "THREADS_REFUSED",
+    "ThreadsRefused",
+    "allow_threads_at_exit",
+    "keep_for_a_worker",
+    "takes_over_master_records",
+    "threads_allowed",
+    "warn_without_threads",
+]
+
+THREADS_REFUSED = (
+    "uWSGI's master forks its workers without Python's fork hooks, so no thread may run in it: records logged "
+    "in the master are written by worker 1 once it starts; run uWSGI with --py-call-uwsgi-fork-hooks (or "
+    "--lazy-apps) to have them written by the master itself"
+)
+_WITHOUT_THREADS = (
+    "uWSGI runs this worker without Python threads: records are written only while a request runs and at exit; "
+    "run uWSGI with --enable-threads"
+)
+_FORK_HOOK_OPTIONS = ("py-call-uwsgi-fork-hooks", "py-call-osafterfork")
+
+_exiting = False
+_taken_over: mmap.mmap | None = None  # made in the master: byte 0 is 1 once a worker took its records over
+_takes_over: bool | None = None  # this worker's decision, made once
+
+
+class ThreadsRefused(RuntimeError):
+    """No thread may start in this process now (uWSGI's preforking master)."""
+
+
+def _uwsgi() -> Any:
+    try:
+        return importlib.import_module("uwsgi")  # built into the uwsgi binary: importable only inside it
+    except ImportError:
+        return None
+
+
+def threads_allowed() -> bool:
+    """False in a uWSGI master that has yet to fork workers without Python's fork hooks (until its exit)."""
+    uwsgi = _uwsgi()
+    if uwsgi is None or _exiting:
+        return True
+    options = getattr(uwsgi, "opt", {})
+    if any(options.get(name) for name in _FORK_HOOK_OPTIONS):
+        return True
+    return bool(uwsgi.worker_id() != 0)
+
+
+def allow_threads_at_exit() -> None:
+    """The interpreter is exiting: no worker is forked any more, the master's records may be written."""
+    global _exiting
+    _exiting = True
+
+
+def keep_for_a_worker() -> None:
+    """In the master: its records stay buffered for worker 1 to write (see the module's docstring)."""
+    global _taken_over
+    if _taken_over is None:
+        _taken_over = mmap.mmap(-1, 1)  # anonymous and shared: every worker forked later sees the same byte
+
+
+def takes_over_master_records() -> bool:
+    """In a worker: whether it writes the records the master buffered (worker 1, the first time only)."""
+    global _takes_over
+    if _takes_over is None:
+        uwsgi = _uwsgi()
+        claim = _taken_over is not None and uwsgi is not None and uwsgi.worker_id() == 1 and _taken_over[0] == 0
+        if claim and _taken_over is not None:
+            _taken_over[0] = 1
+        _takes_over = claim
+    return _takes_over
+
+
+def warn_without_threads() -> None:
+    """Say once on stderr if uWSGI keeps the GIL between requests (no ``--enable-threads``)."""
+    uwsgi = _uwsgi()
+    if uwsgi is not None and not getattr(uwsgi, "has_threads", 1):
+        report("uwsgi-threads", _WITHOUT_THREADS)
