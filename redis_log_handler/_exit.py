@@ -7,7 +7,10 @@ parallel (the exit takes the longest ``close_timeout``, not their sum) and
 
 A child made by multiprocessing's fork start method ends with ``os._exit``,
 which skips atexit hooks: there the same procedure runs from multiprocessing's
-own exit finalizers.
+own exit finalizers. A child of Celery's prefork pool (billiard) ends with
+``os._exit`` too, after Celery sends ``worker_process_shutdown`` in it: the
+procedure runs from that signal. Anything else that ends with ``os._exit``
+calls :func:`redis_log_handler.flush_all` first.
 """
 
 from __future__ import annotations
@@ -95,3 +98,17 @@ def _register_finalizer(_: _Token) -> None:
 
 
 after_fork_in_child(_close_before_multiprocessing_exit)
+
+
+def _close_at_celery_child_exit(**_: object) -> None:
+    close_all()
+
+
+def _close_before_celery_child_exit() -> None:
+    """In a forked child of a Celery worker: close every handler when Celery says the pool process exits."""
+    signals = sys.modules.get("celery.signals")
+    if signals is not None:
+        signals.worker_process_shutdown.connect(_close_at_celery_child_exit, weak=False)
+
+
+after_fork_in_child(_close_before_celery_child_exit)

@@ -117,7 +117,7 @@ class TestForkMethods:
         producers = [document["id"].rsplit("-", 1)[0] for document in documents]
         assert producers[0] == producers[2] != producers[1]
 
-    @pytest.mark.parametrize("method", ["fork", "spawn"])
+    @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
     def test_multiprocessing_and_process_pool(
         self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str, method: str
     ) -> None:

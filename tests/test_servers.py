@@ -1,0 +1,349 @@
+"""The servers and workers users deploy on, started for real: every request, task or job answered, every record
+delivered exactly once, and the server stopped within 15 s of SIGTERM.
+
+Each case runs a small application that logs once when it is imported and once per request, task or job through
+one ``RedisHandler`` (list mode, so the order and count are easy to read back). docs/servers.md names the test
+of each server and worker model.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_log_handler._server import EmbeddedRedis, _free_port
+
+from .conftest import read_list, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
+
+REQUESTS = 20
+STOP_WITHIN = 15.0  # seconds from SIGTERM to the server's exit
+
+_WSGI_APP = """
+    import logging, os
+    from redis_log_handler import RedisHandler
+
+    log = logging.getLogger("app")
+    log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+    log.setLevel(logging.INFO)
+    log.info("imported")
+
+    def app(environ, start_response):
+        log.info("request %s", environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+"""
+
+_ASGI_APP = """
+    import logging, os
+    from redis_log_handler import RedisHandler
+
+    log = logging.getLogger("app")
+    log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+    log.setLevel(logging.INFO)
+    log.info("imported")
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        log.info("request %s", scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+"""
+
+
+def messages_once(client: redis.Redis, key: str) -> collections.Counter[str]:
+    """Every message in the list *key* with how often it arrived; fails on a duplicated record id."""
+    documents = read_list(client, key)
+    ids = [document["id"] for document in documents]
+    assert len(set(ids)) == len(ids), "a record was written twice"
+    return collections.Counter(document["message"] for document in documents)
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a loopback test server
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+def _python_path(directory: Path) -> str:
+    """PYTHONPATH for a server started in *directory*: the application's folder first, then the caller's."""
+    return os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
+
+
+def _tool(name: str) -> str:
+    """A console script of the test environment (beside this interpreter), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is not installed: it comes with the test extra"
+    return found
+
+
+def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[float, str]:
+    """Send *sig*, wait for the exit (SIGKILL after STOP_WITHIN + 10 s); returns (seconds it took, stderr)."""
+    process.send_signal(sig)
+    started = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=STOP_WITHIN + 10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # hung workers too: they hold the stderr pipe open
+        _, stderr = process.communicate()
+        return float("inf"), stderr
+    return time.monotonic() - started, stderr
+
+
+def serve_and_request(tmp_path: Path, url: str, key: str, app_source: str, command: list[str]) -> tuple[set[int], str]:
+    """Start *command* in *tmp_path* (with ``{port}`` filled in), answer REQUESTS requests, stop it with SIGTERM.
+
+    Returns the worker pids that answered and the server's stderr; fails if a request went unanswered or the
+    server took more than STOP_WITHIN seconds to stop.
+    """
+    (tmp_path / "logapp.py").write_text(textwrap.dedent(app_source))
+    port = _free_port()
+    process = subprocess.Popen(
+        [part.format(port=port) for part in command],
+        cwd=tmp_path,
+        env={**os.environ, "LOG_URL": url, "LOG_KEY": key, "PYTHONPATH": _python_path(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so that a hung server can be killed whole
+    )
+    workers = set()
+    try:
+        for number in range(REQUESTS):
+            body = wait_until(lambda number=number: _get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
+            workers.add(int(body))
+    finally:
+        took, stderr = _stop(process)
+    assert took < STOP_WITHIN, f"still running {STOP_WITHIN} s after SIGTERM: {stderr[-3000:]}"
+    return workers, stderr
+
+
+def expected_requests(imported: int) -> collections.Counter[str]:
+    """The messages of a run: *imported* imports of the application, and every request once."""
+    return collections.Counter(["imported"] * imported + [f"request /{number}" for number in range(REQUESTS)])
+
+
+GUNICORN_CASES = [
+    pytest.param(worker_class, preload, id=f"{worker_class}{'-preload' if preload else ''}")
+    for worker_class in ("sync", "gthread", "gevent")
+    for preload in (False, True)
+]
+
+
+class TestGunicorn:
+    @pytest.mark.parametrize(("worker_class", "preload"), GUNICORN_CASES)
+    def test_every_request_answered_and_logged_once(
+        self,
+        tmp_path: Path,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        worker_class: str,
+        preload: bool,
+    ) -> None:
+        """gunicorn sync, gthread and gevent, with and without --preload: no hang, every record once."""
+        command = [_tool("gunicorn"), "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}", "logapp:app"]
+        if preload:
+            command.insert(1, "--preload")
+        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command)
+        assert workers
+        assert messages_once(client, key) == expected_requests(1 if preload else 2), stderr[-3000:]
+        assert "Traceback" not in stderr
+
+
+UWSGI_CASES = [
+    pytest.param([], 1, id="default"),
+    pytest.param(["--enable-threads"], 1, id="enable-threads"),
+    pytest.param(["--lazy-apps"], 2, id="lazy-apps"),
+    pytest.param(["--py-call-uwsgi-fork-hooks"], 1, id="fork-hooks"),
+    pytest.param(["--enable-threads", "--py-call-uwsgi-fork-hooks"], 1, id="threads-and-fork-hooks"),
+    pytest.param(["--processes", "3", "--max-requests", "3"], 1, id="respawning-workers"),
+]
+
+
+class TestUWSGI:
+    @pytest.mark.parametrize(("options", "imported"), UWSGI_CASES)
+    def test_every_request_answered_and_logged_once(
+        self,
+        tmp_path: Path,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        options: list[str],
+        imported: int,
+    ) -> None:
+        """uWSGI preforking (the master imports the app, forks from C): no hang, the master's record once.
+
+        ``--die-on-term``: uWSGI 2.0 reloads on SIGTERM unless told to stop (2.1's default). Without
+        ``--lazy-apps`` the app is imported once, in the master; with ``--max-requests`` workers are
+        respawned from the master several times during the run.
+        """
+        command = [_tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
+        command += ["--wsgi-file", "logapp.py", "--callable", "app", "--die-on-term", *options]
+        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command)
+        assert workers
+        assert messages_once(client, key) == expected_requests(imported), stderr[-3000:]
+        assert "Traceback" not in stderr
+        assert stderr.count("uWSGI's master forks its workers") <= 1
+
+
+class TestUvicorn:
+    def test_workers_every_request_logged_once(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """uvicorn --workers 2 (spawned interpreters): every request once, each worker's import once."""
+        command = [_tool("uvicorn"), "--workers", "2", "--port", "{port}", "--host", "127.0.0.1", "logapp:app"]
+        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _ASGI_APP, command)
+        assert workers
+        assert messages_once(client, key) == expected_requests(2), stderr[-3000:]
+
+
+_CELERY_APP = """
+    import logging, os
+    from celery import Celery
+    from celery.signals import setup_logging
+    from redis_log_handler import RedisHandler
+
+    app = Celery("tasks", broker=os.environ["BROKER_URL"], backend=os.environ["BROKER_URL"])
+    app.conf.worker_hijack_root_logger = False
+    log = logging.getLogger("app")
+    if not log.handlers:
+        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        log.setLevel(logging.INFO)
+
+    @setup_logging.connect
+    def keep_our_logging(**kwargs):
+        pass
+
+    @app.task
+    def work(number):
+        log.info("task %d", number)
+        if number % 5 == 4:
+            raise ValueError(f"task {number} fails")
+        return number
+"""
+
+
+class TestCelery:
+    @pytest.mark.parametrize("pool", ["prefork", "gevent", "threads", "solo"])
+    def test_every_task_logged_once(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str, pool: str
+    ) -> None:
+        """Celery's pools: 25 tasks (every fifth raising) give 25 records, and the worker stops on SIGTERM.
+
+        Prefork children end with ``os._exit`` after ``--max-tasks-per-child``: here every 4 tasks.
+        """
+        (tmp_path / "logtasks.py").write_text(textwrap.dedent(_CELERY_APP))
+        broker = redis_server.url[: -len("/0")] + "/15"
+        env = {**os.environ, "LOG_URL": redis_server.url, "LOG_KEY": key, "BROKER_URL": broker}
+        env["PYTHONPATH"] = _python_path(tmp_path)
+        command = [_tool("celery"), "-A", "logtasks", "worker", "-P", pool, "-c", "2", "--without-gossip"]
+        command += ["--without-mingle", "--without-heartbeat", "--max-tasks-per-child", "4", "-l", "WARNING"]
+        worker = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        try:
+            sender = subprocess.run(
+                [sys.executable, "-c", _SEND_TASKS],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=90,
+                check=False,
+            )
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            try:
+                _, stderr_bytes = worker.communicate(timeout=STOP_WITHIN + 10)
+                took = time.monotonic() - started
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                _, stderr_bytes = worker.communicate()
+                took = float("inf")
+        stderr = stderr_bytes.decode(errors="replace")
+        assert sender.returncode == 0, sender.stderr + stderr[-3000:]
+        assert sender.stdout.split() == ["20", "5"]
+        assert took < STOP_WITHIN, stderr[-3000:]
+        assert messages_once(client, key) == collections.Counter(f"task {n}" for n in range(25)), stderr[-3000:]
+
+
+_SEND_TASKS = """
+import logtasks
+results = [logtasks.work.delay(number) for number in range(25)]
+succeeded = failed = 0
+for result in results:
+    try:
+        result.get(timeout=60)
+        succeeded += 1
+    except ValueError:
+        failed += 1
+print(succeeded, failed)
+"""
+
+_RQ_JOBS = """
+    import logging, os
+    from redis_log_handler import RedisHandler
+
+    log = logging.getLogger("jobs")
+    if not log.handlers:
+        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        log.setLevel(logging.INFO)
+
+    def work(number):
+        log.info("job %d", number)
+        if number % 5 == 4:
+            raise ValueError(f"job {number} fails")
+        return number
+"""
+
+_ENQUEUE = """
+import os, redis, rq, logjobs
+queue = rq.Queue("jobs", connection=redis.Redis.from_url(os.environ["BROKER_URL"]))
+for number in range(25):
+    queue.enqueue(logjobs.work, number)
+"""
+
+
+class TestRQ:
+    def test_forking_worker_with_the_integration_logs_every_job(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """``rq worker --worker-class redis_log_handler.integrations.rq.Worker``: 25 jobs, every fifth raising,
+        give 25 records, although each work horse ends with ``os._exit``."""
+        (tmp_path / "logjobs.py").write_text(textwrap.dedent(_RQ_JOBS))
+        broker = redis_server.url[: -len("/0")] + "/14"
+        env = {**os.environ, "LOG_URL": redis_server.url, "LOG_KEY": key, "BROKER_URL": broker}
+        env["PYTHONPATH"] = _python_path(tmp_path)
+        redis.Redis.from_url(broker).delete("rq:queue:jobs")
+        subprocess.run([sys.executable, "-c", _ENQUEUE], cwd=tmp_path, env=env, check=True, timeout=60)
+        worker_class = "redis_log_handler.integrations.rq.Worker"
+        worker = subprocess.run(
+            [_tool("rq"), "worker", "--burst", "--url", broker, "--worker-class", worker_class, "jobs"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert worker.stderr.count("fails") >= 5  # RQ reported the failing jobs: they ran
+        assert messages_once(client, key) == collections.Counter(f"job {n}" for n in range(25)), worker.stderr
