@@ -16,7 +16,8 @@ calls :func:`redis_log_handler.flush_all` first.
 from __future__ import annotations
 
 import atexit
-import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
+import logging
+import os  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
 import sys
 import time
 import weakref
@@ -43,6 +44,7 @@ _closeables: weakref.WeakSet[_Closeable] = weakref.WeakSet()
 def register_closeable(closeable: _Closeable) -> None:
     """Close *closeable* at interpreter exit (held weakly)."""
     _closeables.add(closeable)
+    _close_at_multiprocessing_child_exit()
 
 
 def close_all() -> None:
@@ -89,6 +91,23 @@ def _close_before_multiprocessing_exit() -> None:
     import multiprocessing.util  # noqa: PLC0415 - already imported when this runs
 
     multiprocessing.util.register_after_fork(_token, _register_finalizer)
+
+
+_finalizer_pid = 0  # the process that registered the finalizer below
+
+
+def _close_at_multiprocessing_child_exit() -> None:
+    """A handler made inside a multiprocessing child, whatever the start method: close from its finalizers.
+
+    A forkserver child (and a fork child) ends with ``os._exit`` after multiprocessing runs its exit
+    finalizers; the hook above misses a child whose package was first imported after its fork.
+    """
+    global _finalizer_pid
+    multiprocessing = sys.modules.get("multiprocessing")
+    if _finalizer_pid == os.getpid() or multiprocessing is None or multiprocessing.parent_process() is None:
+        return
+    _finalizer_pid = os.getpid()
+    _register_finalizer(_token)
 
 
 def _register_finalizer(_: _Token) -> None:

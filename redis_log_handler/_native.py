@@ -24,6 +24,8 @@ This module imports nothing from the package.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import selectors
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +37,7 @@ __all__ = [
     "NativeThread",
     "Reply",
     "allocate_lock",
+    "default_selector",
     "get_ident",
     "original",
     "patched",
@@ -65,6 +68,31 @@ def patched() -> bool:
         return True
     eventlet_patcher = sys.modules.get("eventlet.patcher")
     return eventlet_patcher is not None and bool(eventlet_patcher.is_monkey_patched("thread"))
+
+
+def default_selector() -> type[selectors.BaseSelector]:
+    """The platform's best selector class (epoll on Linux) on the original ``select`` module."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None:
+        chosen: type[selectors.BaseSelector] = gevent_monkey.get_original("selectors", "DefaultSelector")
+        return chosen
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    if eventlet_patcher is None or not eventlet_patcher.is_monkey_patched("select"):
+        return selectors.DefaultSelector
+    # eventlet removes select.epoll, and its original("selectors") is built on the green select: build a
+    # private copy of the selectors module on the original one.
+    green = sys.modules["select"]
+    sys.modules["select"] = eventlet_patcher.original("select")
+    try:
+        spec = importlib.util.find_spec("selectors")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules["select"] = green
+    green_free: type[selectors.BaseSelector] = module.DefaultSelector
+    return green_free
 
 
 def allocate_lock() -> Any:

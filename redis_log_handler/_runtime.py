@@ -21,7 +21,7 @@ from ._backpressure import loop_woke, writer_sleeps
 from ._diagnostics import report
 from ._fork import after_fork_in_child
 from ._inside import inside
-from ._native import NativeThread, Reply, original, patched
+from ._native import NativeThread, Reply, default_selector, original, patched
 
 __all__ = ["Runtime", "get_runtime", "keep_inherited", "stop_runtime"]
 
@@ -78,7 +78,7 @@ class _Selector(selectors.BaseSelector):
     """
 
     def __init__(self) -> None:
-        self._inner: selectors.BaseSelector = original("selectors", "DefaultSelector")()
+        self._inner: selectors.BaseSelector = default_selector()()
         # epoll and kqueue have a descriptor that polls readable while events wait; select() and poll() do not.
         fileno = getattr(self._inner, "fileno", None)
         self._fd: int = fileno() if fileno is not None else -1

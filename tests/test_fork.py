@@ -148,6 +148,64 @@ _GUNICORN_APP = """
 """
 
 
+_OS_EXIT = """
+    import logging, os, sys
+    from redis_log_handler import RedisHandler, flush_all
+
+    url, key, flush = sys.argv[1], sys.argv[2], sys.argv[3] == "flush"
+    handlers = [RedisHandler(url=url, key=f"{key}:{n}", mode="list") for n in range(2)]
+    log = logging.getLogger("app")
+    log.setLevel(logging.INFO)
+    for handler in handlers:
+        log.addHandler(handler)
+    for number in range(20_000):
+        log.info("%d", number)
+    written = flush_all(10) if flush else None
+    print(written, flush=True)
+    os._exit(0)  # no atexit hook runs: only what flush_all waited for is in Redis
+"""
+
+
+class TestFlushAll:
+    @pytest.mark.parametrize("flush", [True, False])
+    def test_a_process_ending_with_os_exit_keeps_what_it_flushed(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str, flush: bool
+    ) -> None:
+        """flush_all() before os._exit: every handler's 20,000 records arrive; without it, records are lost.
+
+        The second case shows what the first guards: os._exit skips the exit hook that would write them.
+        """
+        result = run_script(tmp_path, _OS_EXIT, redis_server.url, key, "flush" if flush else "no")
+        assert result.returncode == 0, result.stderr
+        lengths = [client.llen(f"{key}:{n}") for n in range(2)]
+        if flush:
+            assert result.stdout.split() == ["True"]
+            assert lengths == [20_000, 20_000]
+        else:
+            assert sum(lengths) < 40_000
+
+    def test_one_deadline_for_every_handler(self, own_server: EmbeddedRedis, key: str, logger: logging.Logger) -> None:
+        """With the server frozen, flush_all(0.5) gives up after one shared deadline, not one per handler."""
+        from redis_log_handler import flush_all  # noqa: PLC0415 - the public name, as users import it
+
+        handlers = [RedisHandler(url=own_server.url, key=f"{key}:{n}", close_timeout=0.5) for n in range(4)]
+        try:
+            for handler in handlers:
+                logger.addHandler(handler)
+            logger.info("before")
+            assert flush_all(10) is True
+            own_server.pause()
+            logger.info("frozen")
+            started = time.monotonic()
+            assert flush_all(0.5) is False
+            waited = time.monotonic() - started
+        finally:
+            own_server.resume()
+            for handler in handlers:
+                handler.close()
+        assert waited < 4 * 0.5  # four handlers in turn, each with its own 0.5 s, would take 2 s
+
+
 class TestGunicorn:
     def test_preload_workers_deliver_their_own_records_once(
         self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
