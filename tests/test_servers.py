@@ -17,6 +17,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,8 +107,14 @@ def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[fl
     return time.monotonic() - started, stderr
 
 
-def serve_and_request(tmp_path: Path, url: str, key: str, app_source: str, command: list[str]) -> tuple[set[int], str]:
+def serve_and_request(
+    tmp_path: Path, url: str, key: str, app_source: str, command: list[str], ready: Callable[[], bool] | None = None
+) -> tuple[set[int], str]:
     """Start *command* in *tmp_path* (with ``{port}`` filled in), answer REQUESTS requests, stop it with SIGTERM.
+
+    *ready*, if given, is waited for before SIGTERM: every worker has started. gunicorn and uWSGI lose a
+    SIGTERM that comes while a worker is still booting or importing the app (with or without this library),
+    and the server then waits out its own timeout.
 
     Returns the worker pids that answered and the server's stderr; fails if a request went unanswered or the
     server took more than STOP_WITHIN seconds to stop.
@@ -128,10 +135,25 @@ def serve_and_request(tmp_path: Path, url: str, key: str, app_source: str, comma
         for number in range(REQUESTS):
             body = wait_until(lambda number=number: _get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
             workers.add(int(body))
+        if ready is not None:
+            wait_until(ready, timeout=30)
     finally:
         took, stderr = _stop(process)
     assert took < STOP_WITHIN, f"still running {STOP_WITHIN} s after SIGTERM: {stderr[-3000:]}"
     return workers, stderr
+
+
+def imports_logged(client: redis.Redis, key: str, count: int) -> Callable[[], bool]:
+    """Ready once *count* processes logged their import of the app (each worker that imports it)."""
+    return lambda: messages_once(client, key)["imported"] >= count
+
+
+_GUNICORN_HOOKS = """
+    import os
+
+    def post_worker_init(worker):  # after the worker installed its signal handlers
+        open(f"ready-{os.getpid()}", "w").close()
+"""
 
 
 def expected_requests(imported: int) -> collections.Counter[str]:
@@ -158,10 +180,17 @@ class TestGunicorn:
         preload: bool,
     ) -> None:
         """gunicorn sync, gthread and gevent, with and without --preload: no hang, every record once."""
-        command = [_tool("gunicorn"), "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}", "logapp:app"]
-        if preload:
-            command.insert(1, "--preload")
-        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command)
+        (tmp_path / "hooks.py").write_text(textwrap.dedent(_GUNICORN_HOOKS))
+        command = [_tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
+        command += ["--preload", "logapp:app"] if preload else ["logapp:app"]
+        workers, stderr = serve_and_request(
+            tmp_path,
+            redis_server.url,
+            key,
+            _WSGI_APP,
+            command,
+            ready=lambda: len(list(tmp_path.glob("ready-*"))) >= 2,
+        )
         assert workers
         assert messages_once(client, key) == expected_requests(1 if preload else 2), stderr[-3000:]
         assert "Traceback" not in stderr
@@ -196,7 +225,9 @@ class TestUWSGI:
         """
         command = [_tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
         command += ["--wsgi-file", "logapp.py", "--callable", "app", "--die-on-term", *options]
-        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command)
+        lazy = "--lazy-apps" in options
+        ready = imports_logged(client, key, imported) if lazy else None  # each worker imports the app
+        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command, ready)
         assert workers
         assert messages_once(client, key) == expected_requests(imported), stderr[-3000:]
         assert "Traceback" not in stderr
@@ -209,7 +240,8 @@ class TestUvicorn:
     ) -> None:
         """uvicorn --workers 2 (spawned interpreters): every request once, each worker's import once."""
         command = [_tool("uvicorn"), "--workers", "2", "--port", "{port}", "--host", "127.0.0.1", "logapp:app"]
-        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _ASGI_APP, command)
+        ready = imports_logged(client, key, 2)
+        workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _ASGI_APP, command, ready)
         assert workers
         assert messages_once(client, key) == expected_requests(2), stderr[-3000:]
 
