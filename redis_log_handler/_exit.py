@@ -16,15 +16,14 @@ calls :func:`redis_log_handler.flush_all` first.
 from __future__ import annotations
 
 import atexit
-import logging
-import os  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
+import logging  # noqa: F401 - imported first so its atexit shutdown runs after ours (LIFO)
+import os
 import sys
 import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from . import _uwsgi
 from ._diagnostics import report
 from ._fork import after_fork_in_child, catch_up
 from ._runtime import stop_runtime
@@ -50,7 +49,6 @@ def register_closeable(closeable: _Closeable) -> None:
 def close_all() -> None:
     """Close every live handler at once under one deadline, then stop the runtime."""
     catch_up()  # a child forked without at-fork hooks must not wait on its parent's runtime
-    _uwsgi.allow_threads_at_exit()
     now = time.monotonic()
     finishers = []
     for closeable in list(_closeables):

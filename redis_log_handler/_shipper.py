@@ -163,7 +163,7 @@ class Shipper:
         """Register a flush; returns the result directly when there is nothing to wait for."""
         runtime = self._runtime
         if runtime is None:
-            return not self.intake  # never started: nothing was sent (uWSGI's master writes at exit)
+            return not self.intake  # never started: nothing was sent (uWSGI's master leaves its records to a worker)
         position = self.ledger.appended.value()
         if self._closed_and_stopped() or get_ident() == runtime.thread_id:
             # On the runtime thread a wait would deadlock the consumer it waits for.
@@ -195,8 +195,6 @@ class Shipper:
                 return _noop
             self.closed = True
         self.intake.close()  # callers blocked by overflow="block" give up now
-        if self._runtime is None and self.intake:
-            self._start_to_close()  # records but no runtime: uWSGI's master, now exiting
         runtime = self._runtime
         if runtime is None:  # never started (or could not start): nothing can be sent
             self.intake.move_all_to_disk()
@@ -217,12 +215,6 @@ class Shipper:
                 raise reply.value
 
         return finish
-
-    def _start_to_close(self) -> None:
-        try:
-            self._start()
-        except Exception as exc:
-            report("runtime", f"cannot start the background thread to close: {describe(exc)}")
 
     async def _shutdown(self, deadline: float) -> None:
         if self._beats is not None and self._heartbeat is not None:

@@ -5,11 +5,11 @@ from C without Python's fork hooks (``PyOS_AfterFork_Child``), after releasing
 the GIL. A Python thread running in the master at that moment may hold the
 GIL: the worker is then born with a GIL owned by a thread it does not have,
 and hangs before it runs a line of Python (every request times out, SIGTERM
-cannot stop it). So in such a master the runtime's thread is not started: the
-master's records wait in its buffer and are written at its exit, when no
-worker is forked any more (``allow_threads_at_exit``), or by a worker (below). ``--lazy-apps`` (the
-application is loaded in each worker) and ``--py-call-uwsgi-fork-hooks`` (the
-worker's GIL is made anew) let the master start it as anywhere else.
+cannot stop it). So in such a master the runtime's thread is never started
+(nor does uWSGI's master run Python's exit hooks): the master's records wait
+in its buffer for a worker (below). ``--lazy-apps`` (the application is loaded
+in each worker) and ``--py-call-uwsgi-fork-hooks`` (the worker's GIL is made
+anew) let the master start it as anywhere else.
 
 Those records are also in every worker's copy of the master's memory, and
 one worker writes them: worker 1, once. Its generations never overlap, and a
@@ -31,7 +31,6 @@ from ._diagnostics import report
 __all__ = [
     "THREADS_REFUSED",
     "ThreadsRefused",
-    "allow_threads_at_exit",
     "keep_for_a_worker",
     "takes_over_master_records",
     "threads_allowed",
@@ -49,7 +48,6 @@ _WITHOUT_THREADS = (
 )
 _FORK_HOOK_OPTIONS = ("py-call-uwsgi-fork-hooks", "py-call-osafterfork")
 
-_exiting = False
 _taken_over: mmap.mmap | None = None  # made in the master: byte 0 is 1 once a worker took its records over
 _takes_over: bool | None = None  # this worker's decision, made once
 
@@ -66,20 +64,14 @@ def _uwsgi() -> Any:
 
 
 def threads_allowed() -> bool:
-    """False in a uWSGI master that has yet to fork workers without Python's fork hooks (until its exit)."""
+    """False in a uWSGI master that forks its workers without Python's fork hooks."""
     uwsgi = _uwsgi()
-    if uwsgi is None or _exiting:
+    if uwsgi is None:
         return True
     options = getattr(uwsgi, "opt", {})
     if any(options.get(name) for name in _FORK_HOOK_OPTIONS):
         return True
     return bool(uwsgi.worker_id() != 0)
-
-
-def allow_threads_at_exit() -> None:
-    """The interpreter is exiting: no worker is forked any more, the master's records may be written."""
-    global _exiting
-    _exiting = True
 
 
 def keep_for_a_worker() -> None:

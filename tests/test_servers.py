@@ -225,8 +225,11 @@ class TestUWSGI:
         """
         command = [_tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
         command += ["--wsgi-file", "logapp.py", "--callable", "app", "--die-on-term", *options]
-        lazy = "--lazy-apps" in options
-        ready = imports_logged(client, key, imported) if lazy else None  # each worker imports the app
+        ready = None
+        if "--lazy-apps" in options:  # each worker imports the app: all of them have, before SIGTERM
+            ready = imports_logged(client, key, imported)
+        if "--max-requests" in options:  # the case is about respawns: no worker is retiring at SIGTERM
+            ready = lambda: sum(messages_once(client, key).values()) == REQUESTS + imported  # noqa: E731
         workers, stderr = serve_and_request(tmp_path, redis_server.url, key, _WSGI_APP, command, ready)
         assert workers
         assert messages_once(client, key) == expected_requests(imported), stderr[-3000:]
