@@ -42,7 +42,7 @@ for row in run.throughput(url, records, [1, 4, 20], 1, 0):
     if row["design"].startswith("RedisHandler") and row["ratio_to_floor"] is not None:
         mode = row["design"].split(", ")[1]
         result[f"burst {row['threads']:>2} threads {mode}"] = [row["ratio_to_floor"], 0]
-for row in sustained.sustained(url, seconds, 1, [(1, 0), (4, 0), (20, 0)]):
+for row in sustained.sustained(url, seconds, 1, [(1, 0), (4, 0), (20, 0)]) if seconds > 0 else []:
     if row["design"] != "floor":
         key = f"sustained {row['threads']:>2} threads {row['design']}"
         result[key] = [row["ratio_to_floor"], row["dropped"]]
@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("new", type=Path)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=3.0, help="sustained window per run; 0: burst only")
     arguments = parser.parse_args()
     trees = {"old": arguments.old.resolve(), "new": arguments.new.resolve()}
     samples: dict[str, dict[str, list[list[float]]]] = {"old": {}, "new": {}}
