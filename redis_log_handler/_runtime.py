@@ -302,6 +302,7 @@ def get_runtime() -> Runtime:
             raise RuntimeError("the redis_log_handler runtime failed to start")
         return _runtime
     try:
+        _uwsgi.warn_brutal_stop()
         if not _uwsgi.threads_allowed():
             raise _uwsgi.ThreadsRefused(_uwsgi.THREADS_REFUSED)
         _uwsgi.warn_without_threads()

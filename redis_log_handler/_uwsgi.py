@@ -17,6 +17,15 @@ byte of memory shared with the master (``mmap``, inherited by every worker)
 says whether one of them has taken the records over, so a respawned worker 1
 does not write them again.
 
+uWSGI's brutal stop (SIGTERM with ``--die-on-term``, SIGINT, SIGQUIT; SIGTERM
+without it is a brutal reload) ends each worker with ``exit()`` from a signal
+handler, and a worker busy with a request at that moment skips Python's exit
+hooks (``uwsgi_python_atexit`` returns early): what it had not written yet is
+lost. Its graceful stop (``--hook-master-start "unix_signal:15
+gracefully_kill_them_all"``, or ``q`` on the master FIFO) lets each worker
+finish its request and run them. Without either, the first process that logs
+says so once.
+
 Outside uWSGI (``import uwsgi`` fails) threads are always allowed.
 """
 
@@ -34,6 +43,7 @@ __all__ = [
     "keep_for_a_worker",
     "takes_over_master_records",
     "threads_allowed",
+    "warn_brutal_stop",
     "warn_without_threads",
 ]
 
@@ -46,10 +56,17 @@ _WITHOUT_THREADS = (
     "uWSGI runs this worker without Python threads: records are written only while a request runs and at exit; "
     "run uWSGI with --enable-threads"
 )
+_BRUTAL_STOP = (
+    "uWSGI stops a worker that is busy with a request without Python's exit hooks (SIGTERM with --die-on-term, "
+    "SIGINT, SIGQUIT): records it has not written yet are lost; run uWSGI with --hook-master-start "
+    '"unix_signal:15 gracefully_kill_them_all" to make SIGTERM a graceful stop (or stop it with q on its master FIFO)'
+)
+_GRACEFUL_STOP = "gracefully_kill_them_all"
 _FORK_HOOK_OPTIONS = ("py-call-uwsgi-fork-hooks", "py-call-osafterfork")
 
 _taken_over: mmap.mmap | None = None  # made in the master: byte 0 is 1 once a worker took its records over
 _takes_over: bool | None = None  # this worker's decision, made once
+_brutal_stop_said = False  # inherited by forked workers: the master's line is the server's line
 
 
 class ThreadsRefused(RuntimeError):
@@ -98,3 +115,18 @@ def warn_without_threads() -> None:
     uwsgi = _uwsgi()
     if uwsgi is not None and not getattr(uwsgi, "has_threads", 1):
         report("uwsgi-threads", _WITHOUT_THREADS)
+
+
+def warn_brutal_stop() -> None:
+    """Say once (in the master or worker 1) if uWSGI has no graceful stop configured (see the docstring)."""
+    global _brutal_stop_said
+    uwsgi = _uwsgi()
+    if uwsgi is None or _brutal_stop_said or uwsgi.worker_id() > 1:
+        return
+    _brutal_stop_said = True
+    options = getattr(uwsgi, "opt", {})
+    hooks = options.get("hook-master-start") or []
+    hooks = [hooks] if isinstance(hooks, (str, bytes)) else hooks
+    graceful = any(_GRACEFUL_STOP in (hook.decode() if isinstance(hook, bytes) else hook) for hook in hooks)
+    if not graceful and not options.get("master-fifo"):
+        report("uwsgi-stop", _BRUTAL_STOP)
