@@ -17,7 +17,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
 REQUESTS = 20
 STOP_WITHIN = 15.0  # seconds from SIGTERM to the server's exit
-FROZEN_TAIL = 5  # the last requests, answered while Redis is frozen: their records can only arrive at the stop
+DOWN_TAIL = 5  # the last requests, answered while Redis is down: their records can only arrive at the stop
 
 _WSGI_APP = """
     import logging, os
@@ -117,16 +117,17 @@ def serve_and_request(
     command: list[str],
     ready: Callable[[], bool] | None = None,
     *,
-    freeze_tail: bool = True,
+    down_tail: bool = True,
 ) -> tuple[set[int], str]:
     """Start *command* in *tmp_path* (with ``{port}`` filled in), answer REQUESTS requests, stop it with SIGTERM.
 
-    Before the last FROZEN_TAIL requests, *ready* (if given) is waited for: every worker has started. gunicorn
+    Before the last DOWN_TAIL requests, *ready* (if given) is waited for: every worker has started. gunicorn
     and uWSGI lose a SIGTERM that comes while a worker is still booting or importing the app (with or without
-    this library), and the server then waits out its own timeout. With *freeze_tail*, *server* is then frozen
-    (SIGSTOP) from those requests until SIGTERM is sent: their records are still buffered when the server is
-    told to stop, so only the workers' exit can deliver them, and their answers show that the application
-    never waits on Redis.
+    this library), and the server then waits out its own timeout. With *down_tail*, *server* is then killed
+    for those requests and started again right after SIGTERM: their records are still buffered when the
+    server is told to stop, so only the workers' exit can deliver them, and their answers show that the
+    application never waits on Redis. (A frozen server would not do: what a writer sent before it froze is
+    read once it thaws.)
 
     Returns the worker pids that answered and the server's stderr; fails if a request went unanswered or the
     server took more than STOP_WITHIN seconds to stop.
@@ -145,17 +146,25 @@ def serve_and_request(
     workers = set()
     try:
         for number in range(REQUESTS):
-            if number == REQUESTS - FROZEN_TAIL:
+            if number == REQUESTS - DOWN_TAIL:
                 if ready is not None:
                     wait_until(ready, timeout=30)
-                if freeze_tail:
-                    server.pause()
+                if down_tail:
+                    server.kill()
             body = wait_until(lambda number=number: _get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
             workers.add(int(body))
     finally:
-        took, stderr = _stop(process, then=server.resume)
+        took, stderr = _stop(process, then=server.start if down_tail else lambda: None)
     assert took < STOP_WITHIN, f"still running {STOP_WITHIN} s after SIGTERM: {stderr[-3000:]}"
     return workers, stderr
+
+
+@pytest.fixture
+def own_client(own_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    """A client of the test's own server (it reconnects after the server is started again)."""
+    connection = redis.Redis.from_url(own_server.url)
+    yield connection
+    connection.close()
 
 
 def imports_logged(client: redis.Redis, key: str, count: int) -> Callable[[], bool]:
@@ -188,8 +197,8 @@ class TestGunicorn:
     def test_every_request_answered_and_logged_once(
         self,
         tmp_path: Path,
-        redis_server: EmbeddedRedis,
-        client: redis.Redis,
+        own_server: EmbeddedRedis,
+        own_client: redis.Redis,
         key: str,
         worker_class: str,
         preload: bool,
@@ -200,14 +209,14 @@ class TestGunicorn:
         command += ["--preload", "logapp:app"] if preload else ["logapp:app"]
         workers, stderr = serve_and_request(
             tmp_path,
-            redis_server,
+            own_server,
             key,
             _WSGI_APP,
             command,
             ready=lambda: len(list(tmp_path.glob("ready-*"))) >= 2,
         )
         assert workers
-        assert messages_once(client, key) == expected_requests(1 if preload else 2), stderr[-3000:]
+        assert messages_once(own_client, key) == expected_requests(1 if preload else 2), stderr[-3000:]
         assert "Traceback" not in stderr
 
 
@@ -235,37 +244,37 @@ class TestUWSGI:
     def test_every_request_answered_and_logged_once(
         self,
         tmp_path: Path,
-        redis_server: EmbeddedRedis,
-        client: redis.Redis,
+        own_server: EmbeddedRedis,
+        own_client: redis.Redis,
         key: str,
         options: list[str],
         imported: int,
     ) -> None:
         """uWSGI preforking (the master imports the app, forks from C): no hang, every record once, at a stop too.
 
-        SIGTERM comes right after the last answers, given while Redis was frozen, with the graceful stop
+        SIGTERM comes right after the last answers, given while Redis was down, with the graceful stop
         docs/servers.md prescribes: each worker finishes its request and runs Python's exit hooks, which write
         those records. Without ``--lazy-apps`` the app is imported once, in
         the master; with ``--max-requests`` workers are respawned from the master several times during the run.
         """
         workers, stderr = serve_and_request(
             tmp_path,
-            redis_server,
+            own_server,
             key,
             _WSGI_APP,
             uwsgi_command([*_UWSGI_GRACEFUL_STOP, *options]),
             ready=lambda: len(list(tmp_path.glob("ready-*"))) >= (3 if "3" in options else 2),
-            # a worker retiring while Redis is frozen would rightly drop its records after close_timeout
-            freeze_tail="--max-requests" not in options,
+            # a worker retiring while Redis is down would rightly drop its records after close_timeout
+            down_tail="--max-requests" not in options,
         )
         assert workers
-        assert messages_once(client, key) == expected_requests(imported), stderr[-3000:]
+        assert messages_once(own_client, key) == expected_requests(imported), stderr[-3000:]
         assert "Traceback" not in stderr
         assert stderr.count("uWSGI's master forks its workers") <= 1
         assert _UWSGI_BRUTAL_STOP not in stderr
 
     def test_brutal_stop_is_named_once(
-        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
     ) -> None:
         """``--die-on-term`` alone: the server still stops within 15 s, and stderr says once that a worker busy
         with a request at that stop loses what it had not written, with the setting that fixes it.
@@ -273,20 +282,20 @@ class TestUWSGI:
         uWSGI skips Python's exit hooks in such a worker, so only the records that were in before the last
         requests must be there; none twice.
         """
-        settled = REQUESTS - FROZEN_TAIL + 1
+        settled = REQUESTS - DOWN_TAIL + 1
         workers, stderr = serve_and_request(
             tmp_path,
-            redis_server,
+            own_server,
             key,
             _WSGI_APP,
             uwsgi_command(["--die-on-term"]),
-            ready=lambda: sum(messages_once(client, key).values()) == settled,
-            freeze_tail=False,
+            ready=lambda: sum(messages_once(own_client, key).values()) == settled,
+            down_tail=False,
         )
         assert workers
-        logged = messages_once(client, key)
+        logged = messages_once(own_client, key)
         assert logged & expected_requests(1) == logged, stderr[-3000:]  # nothing unexpected, nothing twice
-        tail = {f"request /{number}" for number in range(REQUESTS - FROZEN_TAIL, REQUESTS)}
+        tail = {f"request /{number}" for number in range(REQUESTS - DOWN_TAIL, REQUESTS)}
         assert set(expected_requests(1) - logged) <= tail  # a busy worker's last records may be lost
         assert stderr.count(_UWSGI_BRUTAL_STOP) == 1, stderr[-3000:]
         assert 'unix_signal:15 gracefully_kill_them_all"' in stderr
@@ -294,14 +303,14 @@ class TestUWSGI:
 
 class TestUvicorn:
     def test_workers_every_request_logged_once(
-        self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
     ) -> None:
         """uvicorn --workers 2 (spawned interpreters): every request once, each worker's import once."""
         command = [_tool("uvicorn"), "--workers", "2", "--port", "{port}", "--host", "127.0.0.1", "logapp:app"]
-        ready = imports_logged(client, key, 2)
-        workers, stderr = serve_and_request(tmp_path, redis_server, key, _ASGI_APP, command, ready)
+        ready = imports_logged(own_client, key, 2)
+        workers, stderr = serve_and_request(tmp_path, own_server, key, _ASGI_APP, command, ready)
         assert workers
-        assert messages_once(client, key) == expected_requests(2), stderr[-3000:]
+        assert messages_once(own_client, key) == expected_requests(2), stderr[-3000:]
 
 
 _CELERY_APP = """
