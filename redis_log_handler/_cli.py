@@ -18,8 +18,9 @@ from typing import NoReturn
 
 import redis.exceptions
 
+from . import __version__
 from ._command import CommandError, UsageError, positive_int, redis_url
-from ._config import MODES
+from ._config import DEFAULT_URL, MODES
 from ._consume_command import run_consume
 from ._demo import DEMO_DESCRIPTION, MAX_THREADS, run_demo
 from ._diagnostics import describe
@@ -64,15 +65,20 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo.add_argument(
         "--records", type=positive_int(), default=100_000, help="records to log in all (default: %(default)s)"
     )
-    demo.set_defaults(run=lambda args: run_demo(args.url, args.key, args.threads, args.records))
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the throwaway server (and the demo's records) until Ctrl-C, to look around with tail",
+    )
+    demo.set_defaults(run=lambda args: run_demo(args.url, args.key, args.threads, args.records, keep=args.keep))
 
 
 def _add_url(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--url",
         type=redis_url,
-        default=os.environ.get("REDIS_URL") or None,
-        help="Redis URL (default: $REDIS_URL, else redis://localhost:6379/0)",
+        default=os.environ.get("REDIS_URL") or DEFAULT_URL,  # a string default goes through type= too
+        help=f"Redis URL (default: $REDIS_URL, else {DEFAULT_URL})",
     )
 
 
@@ -150,6 +156,7 @@ def _parser() -> _Parser:
         prog=PROG,
         description="Ship Python log records to Redis (redis-log-bridge). Run a command with --help for its options.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     _add_demo(commands)
     _add_tail(commands)

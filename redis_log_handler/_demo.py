@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import shlex
 import sys
 import threading
 import time
@@ -181,8 +183,11 @@ def _server_name(client: redis.Redis) -> str:
     return f"{str(info.get('server_name') or 'redis').capitalize()} {info.get('redis_version', '')}".strip()
 
 
-def run_demo(url: str | None, key: str | None, threads: int, records: int) -> int:
-    """Run the demo; returns the exit status (0: every record arrived)."""
+def run_demo(url: str | None, key: str | None, threads: int, records: int, *, keep: bool = False) -> int:
+    """Run the demo; returns the exit status (0: every record arrived).
+
+    *url* None: a throwaway server, stopped at the end unless *keep* (then at Ctrl-C).
+    """
     server: EmbeddedRedis | None = None
     if url is None:
         try:
@@ -198,14 +203,45 @@ def run_demo(url: str | None, key: str | None, threads: int, records: int) -> in
                 print(f"Started a throwaway {name} server for the demo: {server.binary} on {url}")
             else:
                 print(f"Using {name} at {redact_url(url)}")
-            return _log_and_summarise(client, url, _choose_key(client, key), threads, records)
+            key = _choose_key(client, key)
+            status = _log_and_summarise(client, url, key, threads, records)
         except redis.exceptions.RedisError as exc:
             raise CommandError(f"Redis at {redact_url(url)} failed during the demo ({describe(exc)})") from None
         finally:
             client.close()
+        print()
+        print(_next_step(url, key, throwaway=server is not None, keep=keep))
+        if server is not None and keep:
+            _wait_for_ctrl_c()
+        return status
     finally:
         if server is not None:
             server.stop()
+
+
+def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
+    """What to run next, as a command that works when pasted (or why there is none)."""
+    if throwaway and not keep:
+        return (
+            "The throwaway server is stopped now, and its records with it. Run 'redis-log-handler demo --keep' to "
+            "keep it until Ctrl-C and look around with tail, or give the demo --url for your own Redis."
+        )
+    # $REDIS_URL reaches tail too; a URL given with --url is repeated, its password hidden
+    from_environment = not throwaway and url == os.environ.get("REDIS_URL")
+    option = "" if from_environment else f" --url {shlex.quote(redact_url(url))}"
+    command = f"redis-log-handler tail{option} --key {shlex.quote(key)} -n 20 -f"
+    if redact_url(url) != url and not from_environment:
+        command += "   (your password in place of ***)"
+    if throwaway:
+        return f"The throwaway server keeps running until Ctrl-C. In another terminal:\n  {command}"
+    return f"The records stay in the stream for an hour. To follow it:\n  {command}"
+
+
+def _wait_for_ctrl_c() -> None:
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print()
 
 
 def _shares(records: int, threads: int) -> list[int]:
@@ -243,7 +279,7 @@ def _log_and_summarise(client: redis.Redis, url: str, key: str, threads: int, re
     total, levels, sources = _read_back(client, key)
     _print_summary(stats, total, levels, sources, logged, elapsed, delivered)
     print()
-    print(f"The last {_TAIL_LINES} records, as 'redis-log-handler tail --key {key} -n {_TAIL_LINES}' shows them:")
+    print(f"The last {_TAIL_LINES} records, as tail shows them:")
     print_last(client, key, _TAIL_LINES, sys.stdout)
     return 0 if delivered and total == stats["written"] else 1
 

@@ -152,6 +152,7 @@ def structlog_document(
     method_name: str,
     record: logging.LogRecord | None = None,
     logger_name: str | None = None,
+    call_site: tuple[str, str, int, str] | None = None,
 ) -> dict[str, Any]:
     """Map a structlog event dict onto the schema-1 document.
 
@@ -159,8 +160,10 @@ def structlog_document(
     ``ProcessorFormatter.wrap_for_formatter``), the logger name, level and call
     site come from the record, which stdlib filled in at the real call site.
     Without it, the logger name is the event's ``logger`` key (structlog's
-    ``add_logger_name``), else *logger_name* (the wrapped logger's ``name``);
-    the call site is what ``CallsiteParameterAdder`` put in the event, if it ran.
+    ``add_logger_name``), else *logger_name* (the wrapped logger's ``name``),
+    else the calling module's name, as Loguru names its records; the call site
+    is what ``CallsiteParameterAdder`` put in the event, else *call_site*
+    (module name, function, line, file of the frame that logged).
     """
     get = event_dict.get
     level, levelno = event_level(event_dict, record.levelname if record else method_name)
@@ -178,6 +181,10 @@ def structlog_document(
     else:
         name = get("logger") or get("logger_name") or logger_name
         module, function, line, file = get("module"), get("func_name"), get("lineno"), get("pathname")
+        if call_site is not None:
+            name = name or call_site[0]
+            function, line, file = call_site[1:]
+            module = module or os.path.splitext(os.path.basename(file))[0]  # as stdlib's LogRecord.module
         current = threading.current_thread()
         process = get("process", os.getpid())
         process_name = get("process_name") or _process_name()

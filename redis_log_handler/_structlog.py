@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
+from types import FrameType
 from typing import Any
 
 from ._document import normalize_level
@@ -12,6 +14,25 @@ from ._handler import RedisHandler
 from ._sources import event_level, structlog_document
 
 __all__ = ["StructlogProcessor"]
+
+_NOT_THE_CALLER = ("concurrent.futures", "threading", "contextvars")  # an executor thread's own frames
+
+
+def _call_site() -> tuple[str, str, int, str] | None:
+    """The application's frame that logged: (module name, function, line, file), past structlog's own frames.
+
+    None when the chain runs in an executor thread (structlog's ``ainfo`` and the like): the caller is not on
+    this thread's stack.
+    """
+    frame: FrameType | None = sys._getframe(2)  # past this function and the processor's __call__
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith(_NOT_THE_CALLER):
+            return None
+        if module != "structlog" and not module.startswith("structlog."):
+            return module, frame.f_code.co_name, frame.f_lineno, frame.f_code.co_filename
+        frame = frame.f_back
+    return None
 
 
 class StructlogProcessor:
@@ -50,6 +71,7 @@ class StructlogProcessor:
                 method_name,
                 None,
                 logger_name if isinstance(logger_name, str) else None,
+                None if "func_name" in event_dict else _call_site(),  # CallsiteParameterAdder's, if it ran
             )
         if self._drop_event is not None:
             raise self._drop_event

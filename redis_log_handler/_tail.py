@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from ._address import redact_url
 from ._command import UsageError, connect
 from ._dead_letter import Poison, parse_entry
 from ._document import iso_timestamp, normalize_level
@@ -232,6 +233,12 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     keys = shard_keys(arguments.key, arguments.shards)
     client = connect(arguments.url)
     try:
+        if arguments.mode != "pubsub" and not client.exists(*keys):
+            waiting = "; waiting for it to appear" if arguments.follow else ""
+            print(
+                f"redis-log-handler tail: no key {arguments.key!r} at {redact_url(arguments.url)}{waiting}",
+                file=sys.stderr,
+            )
         if arguments.mode == "pubsub":  # no history: what is published from now on, up to -n records if given
             _show_new(printer, _channel(client, arguments.key), arguments.lines)
         elif arguments.mode == "list":

@@ -22,6 +22,7 @@ __all__ = ["RecordFilter", "escape", "json_line", "text_lines"]
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_PLAIN = re.compile(r"[^\s\"'=]+")  # shown without quotes after key=
 _COLOURS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31", "CRITICAL": "1;31"}
 
 
@@ -48,15 +49,29 @@ def json_line(document: Any) -> str:
     return _UNSAFE.sub(_json_escaped, json.dumps(document, ensure_ascii=False))
 
 
+def _pairs(extra: object) -> str:
+    """The record's extra fields as `` key=value`` pairs: a plain word as it is, anything else as JSON."""
+    if not isinstance(extra, dict) or not extra:
+        return ""
+    shown = []
+    for key, value in extra.items():
+        plain = isinstance(value, str) and value and _PLAIN.fullmatch(value)
+        shown.append(f"{escape(key)}={escape(value if plain else json.dumps(value, ensure_ascii=False, default=str))}")
+    return "  " + " ".join(shown)
+
+
 def text_lines(document: dict[str, Any], *, colour: bool) -> list[str]:
-    """A record as ``time level source logger: message``, then its traceback and stack indented, all escaped."""
+    """A record as ``time level source logger: message  key=value ...``, then its traceback and stack indented.
+
+    Everything is escaped.
+    """
     level = escape(document.get("level", "?"))
     shown_level = f"{level:<8}"
     if colour and level in _COLOURS:
         shown_level = f"\x1b[{_COLOURS[level]}m{shown_level}\x1b[0m"
     lines = [
         f"{escape(document.get('@timestamp', '?'))} {shown_level} {escape(document.get('source', '?')):<9} "
-        f"{escape(document.get('logger', '?'))}: {escape(document.get('message', ''))}"
+        f"{escape(document.get('logger', '?'))}: {escape(document.get('message', ''))}{_pairs(document.get('extra'))}"
     ]
     exception = document.get("exception")
     for block in (exception.get("traceback") if isinstance(exception, dict) else None, document.get("stack")):

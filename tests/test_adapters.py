@@ -276,7 +276,7 @@ class TestStructlog:
     def test_fields_filled_without_callsite_information(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
     ) -> None:
-        """process_name is always filled and logger comes from the wrapped stdlib logger; the call site stays null."""
+        """process_name is always filled, logger comes from the wrapped stdlib logger, the call site from the stack."""
         handler = make_handler(url=redis_server.url, key=key)
         structlog.configure(
             processors=[structlog.processors.add_log_level, StructlogProcessor(handler, drop=True)],
@@ -285,13 +285,30 @@ class TestStructlog:
             cache_logger_on_first_use=False,
         )
         structlog.get_logger("billing.invoices").info("invoice sent")
+        line = inspect.currentframe().f_lineno - 1  # type: ignore[union-attr]
         assert handler.flush(5)
         [document] = read_stream(client, key)
         assert document["logger"] == "billing.invoices"
         assert document["process_name"] == "MainProcess"
         assert (document["process"], document["thread_name"]) == (os.getpid(), threading.current_thread().name)
-        # Without CallsiteParameterAdder the call site is unknown: null, as the schema page says.
-        assert [document[field] for field in ("module", "function", "line", "file")] == [None] * 4
+        # Without CallsiteParameterAdder the call site is the first frame outside structlog.
+        site = [document[field] for field in ("module", "function", "line", "file")]
+        assert site == ["test_adapters", "test_fields_filled_without_callsite_information", line, __file__]
+
+    def test_a_logger_without_a_name_is_named_after_the_calling_module(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler
+    ) -> None:
+        """structlog's own loggers have no name: the record takes the calling module's, as Loguru's do."""
+        handler = make_handler(url=redis_server.url, key=key)
+        structlog.configure(
+            processors=[structlog.processors.add_log_level, StructlogProcessor(handler, drop=True)],
+            cache_logger_on_first_use=False,
+        )
+        structlog.get_logger().info("order accepted", order="A-17")
+        assert handler.flush(5)
+        [document] = read_stream(client, key)
+        assert (document["logger"], document["module"]) == (__name__, "test_adapters")
+        assert document["extra"] == {"order": "A-17"}
 
     def test_callsite_parameter_adder_fills_the_call_site(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, make_handler: MakeHandler

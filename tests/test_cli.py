@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 
 import pytest
 import redis
 
+import redis_log_handler
 from redis_log_handler._cli import main
+from redis_log_handler._config import DEFAULT_URL
 from redis_log_handler._server import EmbeddedRedis, _free_port
 
 from .conftest import read_stream
@@ -139,11 +143,10 @@ class TestDemo:
         assert 0 < client.ttl(key[1]) <= 3600
         assert "everything delivered  : yes" in result.stdout
         assert result.stderr == ""
-        heading = f"The last 5 records, as 'redis-log-handler tail --key {key[1]} -n 5' shows them:\n"
-        shown = result.stdout.split(heading)
-        assert [line.rsplit(": ", 1)[1] for line in shown[1].splitlines()] == [
-            document["message"] for document in documents[-5:]
-        ]
+        shown = result.stdout.split("The last 5 records, as tail shows them:\n")[1].split("\n\n")[0].splitlines()
+        assert len(shown) == 5
+        for line, document in zip(shown, documents[-5:], strict=True):
+            assert f"{document['logger']}: {document['message']}" in line
 
     def test_more_threads_than_records(self, redis_server: EmbeddedRedis, client: redis.Redis) -> None:
         """Seven records from eight threads are seven records."""
@@ -183,3 +186,79 @@ class TestDemo:
         result = run_command("demo", "--records", "100", "--threads", "2")
         assert result.returncode == 0, result.stderr
         assert re.match(r"Started a throwaway (Redis|Valkey) \d+\.\d+\.\d+ server for the demo: ", result.stdout)
+        assert "The throwaway server is stopped now" in result.stdout
+        assert "redis-log-handler demo --keep" in result.stdout
+
+    def test_the_next_step_it_prints_works(self, redis_server: EmbeddedRedis) -> None:
+        """With --url, the demo ends with a tail command that shows its records when pasted."""
+        result = run_command("demo", "--url", redis_server.url, "--records", "30")
+        assert result.returncode == 0, result.stderr
+        arguments = pasted_tail(result.stdout)
+        assert arguments[:2] == ["--url", redis_server.url]
+        shown = run_command("tail", *[argument for argument in arguments if argument != "-f"])
+        assert shown.returncode == 0, shown.stderr
+        assert len(records_in(shown.stdout)) == 20
+
+    def test_keep_serves_the_throwaway_server_until_ctrl_c(self) -> None:
+        """--keep: the throwaway server answers the printed tail command until Ctrl-C, then it is stopped."""
+        environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "redis_log_handler", "demo", "--records", "40", "--keep"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        assert demo.stdout is not None
+        printed = ""
+        try:
+            while "In another terminal:" not in printed:
+                line = demo.stdout.readline()
+                assert line, f"the demo ended without the next step: {printed}"
+                printed += line
+            printed += demo.stdout.readline()  # the command itself
+            arguments = pasted_tail(printed)
+            shown = run_command("tail", *[argument for argument in arguments if argument != "-f"])
+            assert shown.returncode == 0, shown.stderr
+            assert len(records_in(shown.stdout)) == 20
+        finally:
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(timeout=30) == 0
+        assert run_command("tail", *arguments[:2]).returncode == 1  # the server is gone
+
+
+def records_in(printed: str) -> list[str]:
+    """The record lines tail printed (a traceback's lines are indented under its record)."""
+    return [line for line in printed.splitlines() if not line.startswith(" ")]
+
+
+def pasted_tail(printed: str) -> list[str]:
+    """The arguments of the ``redis-log-handler tail`` command the demo printed as its last line."""
+    command = printed.rstrip().splitlines()[-1].strip()
+    assert command.startswith("redis-log-handler tail "), printed
+    return shlex.split(command)[2:]
+
+
+class TestCommands:
+    def test_version(self) -> None:
+        """--version prints the installed version."""
+        result = run_command("--version")
+        assert result.returncode == 0
+        assert result.stdout.strip() == f"redis-log-handler {redis_log_handler.__version__}"
+
+    @pytest.mark.parametrize("command", [["tail", "--key", "app:logs", "-n", "5"], ["status", "--key", "app:logs"]])
+    def test_default_url_without_redis_url(self, command: list[str]) -> None:
+        """No --url and no $REDIS_URL: redis://localhost:6379/0, as --help says; never a traceback.
+
+        Read-only on whatever answers there: either it answers (status 0) or one line says it cannot be reached.
+        """
+        result = run_command(*command)
+        assert "Traceback" not in result.stderr
+        assert result.returncode in (0, 1), result.stderr
+        if result.returncode == 1:
+            assert f"cannot reach Redis at {DEFAULT_URL} (" in one_line(result.stderr)
+
+    def test_tail_says_when_the_key_does_not_exist(self, redis_server: EmbeddedRedis, key: str) -> None:
+        """tail on a key that does not exist: one line on stderr, status 0; with -f it waits for the key."""
+        result = run_command("tail", "--url", redis_server.url, "--key", key)
+        assert (result.returncode, result.stdout) == (0, "")
+        assert one_line(result.stderr) == f"redis-log-handler tail: no key {key!r} at {redis_server.url}"

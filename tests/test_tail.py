@@ -37,10 +37,12 @@ class TestLast:
         write_stream(client, key, documents(2500, "app"))
         lines = tail(capsys, "--url", redis_server.url, "--key", key, "-n", "1500")
         assert len(lines) == 1500
-        assert lines[0].endswith("app: record 1000")
-        assert lines[-1].endswith("app: record 2499")
+        assert lines[0].endswith("app: record 1000  number=1000")
+        assert lines[-1].endswith("app: record 2499  number=2499")
         assert lines[-1].startswith(f"{iso_timestamp(1_700_002_499)} INFO     stdlib    ")
-        assert tail(capsys, "--url", redis_server.url, "--key", key)[0].endswith("record 2490")  # default 10
+        assert tail(capsys, "--url", redis_server.url, "--key", key)[0].endswith(
+            "record 2490  number=2490"
+        )  # default 10
 
     def test_filters_combine(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, capsys: pytest.CaptureFixture[str]
@@ -55,7 +57,7 @@ class TestLast:
         arguments = ["--url", redis_server.url, "--key", key, "-n", "4", "--level", "warning", "--logger", "app"]
         lines = tail(capsys, *arguments, "--source", "loguru", "--grep", r"record \d*[05]$", "--since", "2h")
         # ERROR and loguru: multiples of 6; message ending in 0 or 5: multiples of 30; logger app or app.x: < 3000
-        assert [line.rsplit(" ", 1)[1] for line in lines] == ["2880", "2910", "2940", "2970"]
+        assert [line.rsplit("=", 1)[1] for line in lines] == ["2880", "2910", "2940", "2970"]
         assert all(" ERROR    loguru    app.db: " in line for line in lines)
         assert tail(capsys, *arguments, "--since", "30m") == []
 
@@ -74,7 +76,7 @@ class TestLast:
         """tail reads a list's tail and a stream without popping, acknowledging or creating a group."""
         write_list(client, key, documents(2500, "app"))
         lines = tail(capsys, "--url", redis_server.url, "--key", key, "--mode", "list", "-n", "1200")
-        assert [line.rsplit(" ", 1)[1] for line in lines] == [str(n) for n in range(1300, 2500)]
+        assert [line.rsplit("=", 1)[1] for line in lines] == [str(n) for n in range(1300, 2500)]
         assert client.llen(key) == 2500
         stream = f"{key}:stream"
         write_stream(client, stream, documents(5, "app"))
@@ -90,6 +92,16 @@ class TestLast:
         (line,) = tail(capsys, "--url", redis_server.url, "--key", key)
         assert line.startswith(f"? {entry_id} not a log record: the payload is not JSON")
         assert tail(capsys, "--url", redis_server.url, "--key", key, "--level", "debug") == []
+
+    def test_extra_fields_follow_the_message(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A record's extra fields follow its message on the same line: plain words as they are, the rest as JSON."""
+        (document,) = documents(1, "app")
+        document["extra"] = {"order": "A-17", "items": [1, 2], "note": "two words", "user": {"id": 5}}
+        write_stream(client, key, [document])
+        (line,) = tail(capsys, "--url", redis_server.url, "--key", key)
+        assert line.endswith('app: record 0  order=A-17 items=[1, 2] note="two words" user={"id": 5}')
 
 
 class TestEscaping:
@@ -167,9 +179,33 @@ def test_follow(redis_server: EmbeddedRedis, client: redis.Redis, key: str) -> N
     )
     try:
         lines = reader_of(process)
-        assert lines.get(timeout=10).endswith("record 4")
+        assert lines.get(timeout=10).endswith("record 4  number=4")
         write_stream(client, key, documents(3, "app", 5))
-        assert [lines.get(timeout=5).rsplit(" ", 1)[1] for _ in range(3)] == ["5", "6", "7"]
+        assert [lines.get(timeout=5).rsplit("=", 1)[1] for _ in range(3)] == ["5", "6", "7"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_follow_waits_for_a_key_that_does_not_exist_yet(
+    redis_server: EmbeddedRedis, client: redis.Redis, key: str
+) -> None:
+    """-f on a missing key says so once on stderr, then shows the records once the key appears."""
+    process = subprocess.Popen(
+        [*TAIL, "--url", redis_server.url, "--key", key, "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        message = f"redis-log-handler tail: no key {key!r} at {redis_server.url}; waiting for it to appear\n"
+        assert process.stderr.readline() == message
+        lines = reader_of(process)
+        write_stream(client, key, documents(2, "app"))
+        assert [lines.get(timeout=5).rsplit("=", 1)[1] for _ in range(2)] == ["0", "1"]
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -188,7 +224,7 @@ def test_pubsub_shows_what_is_published(redis_server: EmbeddedRedis, client: red
     for document in documents(3, "app"):
         client.publish(key, json.dumps(document))
     assert process.wait(timeout=10) == 0
-    assert [lines.get(timeout=5).rsplit(" ", 1)[1] for _ in range(2)] == ["0", "1"]
+    assert [lines.get(timeout=5).rsplit("=", 1)[1] for _ in range(2)] == ["0", "1"]
 
 
 @pytest.mark.parametrize(
