@@ -1,6 +1,6 @@
 """The ledger: every counter of one handler, the balance they keep, and the ``stats()`` built from them.
 
-Every record the handler accepted is, at any quiet moment, in exactly one place::
+Every record the handler accepted is, whenever no logging call is in progress, in exactly one place::
 
     accepted == written + dropped + buffered
     buffered == in memory + in flight (a round trip awaiting its reply) + on disk (this process's spill)
@@ -16,6 +16,10 @@ Who changes which counter:
 - the consumer, on the runtime loop only: ``taken``, ``written``,
   ``refused``, ``unsent``, ``batches``, ``retries``,
   ``retries_unknown_outcome``, ``write_errors``.
+
+Mid-burst a snapshot can be short by the records inside a logging call at that
+instant (``accepted`` is counted first, the buffer is appended to after the
+document is built): no lock on the logging path can make it exact.
 
 Records evicted by ``drop_oldest`` are not counted as they go (the deque evicts
 them itself, atomically): they are whatever left memory without being taken by

@@ -1,0 +1,125 @@
+"""The README's snippets and commands, run in order as a newcomer runs them, against a server of the test's own.
+
+The snippets name ``redis://localhost:6379/0``; here that address is replaced by the test server's, and the
+commands, which take no ``--url``, reach it through ``$REDIS_URL`` as the README says they do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_log_handler._server import EmbeddedRedis
+
+from .conftest import read_list, read_stream, wait_until
+
+pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_BLOCK = re.compile(r"```(python|sh)\n(.*?)```", re.DOTALL)
+
+
+def usage_blocks() -> list[tuple[str, str]]:
+    """The README's usage section, from the stdlib snippet to the consumer's, as (language, text) pairs."""
+    text = README.read_text()
+    start = text.index("**stdlib `logging`**")
+    end = text.index("## What it does")
+    return [(match[1], match[2]) for match in _BLOCK.finditer(text[start:end])]
+
+
+def run_python(program: str, server: EmbeddedRedis) -> subprocess.CompletedProcess[str]:
+    """*program* in a fresh interpreter, with the README's Redis address replaced by *server*'s."""
+    return subprocess.run(
+        [sys.executable, "-c", program.replace("redis://localhost:6379/0", server.url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": server.url},
+        check=False,
+    )
+
+
+def test_each_snippet_runs_on_its_own(own_server: EmbeddedRedis) -> None:
+    """A reader may copy any one snippet: each runs alone, without a name from another."""
+    for language, text in usage_blocks():
+        if language == "python" and ".records()" not in text:
+            ran = run_python(text, own_server)
+            assert ran.returncode == 0, f"{text}\n{ran.stderr}"
+
+
+def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: EmbeddedRedis) -> None:
+    """Every Python snippet runs (one after the other, as one program), nothing is dropped, and the commands
+    the README prints then show, re-emit and report those records."""
+    blocks = usage_blocks()
+    python = [text for language, text in blocks if language == "python" and ".records()" not in text]
+    commands = [line for language, text in blocks if language == "sh" for line in text.splitlines()]
+    assert len(python) == 4, blocks  # stdlib, Loguru, structlog, dictConfig
+    assert len(commands) == 3, blocks
+    program = "\n".join(python) + "\nimport logging\nlogging.getLogger('app').warning('after dictConfig')\n"
+    environment = {**os.environ, "REDIS_URL": own_server.url, "NO_COLOR": "1"}
+    ran = run_python(program, own_server)
+    assert ran.returncode == 0, ran.stderr
+    assert "redis_log_handler[" not in ran.stderr, ran.stderr  # no diagnostic: nothing dropped, no WRONGTYPE
+    client = redis.Redis.from_url(own_server.url)
+    stream = read_stream(client, "app:logs")
+    assert {document["source"] for document in stream} == {"stdlib", "loguru", "structlog"}
+    assert [document["message"] for document in read_list(client, "app:logs:list")] == ["after dictConfig"]
+
+    arguments = [shlex.split(line.split("#", 1)[0]) for line in commands]
+    tail, consume, status = arguments
+    assert tail[:2] == ["redis-log-handler", "tail"]
+    assert "-f" in tail
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "redis_log_handler", *tail[1:]], stdout=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        assert follow.stdout is not None
+        assert "disk /var is 91% full" in follow.stdout.readline()  # the stdlib snippet's warning
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
+
+    (tmp_path / "logging.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "handlers": {"file": {"class": "logging.FileHandler", "filename": "all.log", "formatter": "plain"}},
+                "formatters": {"plain": {"format": "%(name)s %(message)s"}},
+                "root": {"handlers": ["file"], "level": "DEBUG"},
+            }
+        )
+    )
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "redis_log_handler", *consume[1:]],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        log = tmp_path / "all.log"
+        wait_until(lambda: log.exists() and len(log.read_text().splitlines()) == len(stream), timeout=30)
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        assert consumer.wait(timeout=30) == 0
+    assert "app disk /var is 91% full" in log.read_text()
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "redis_log_handler", *status[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Traceback" not in shown.stderr
