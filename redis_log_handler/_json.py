@@ -9,6 +9,12 @@ from typing import Any
 
 __all__ = ["BACKEND", "dumps", "json_safe", "loads", "safe_str"]
 
+# Integers orjson can write as numbers (int64 and uint64); outside them a
+# number becomes its decimal string, with either back-end, so that the document
+# does not depend on which one is installed.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
 # Nesting deeper than this is rendered as a string: it bounds the work done on
 # the caller's thread and catches recursive structures without an id() set.
 _MAX_DEPTH = 16
@@ -76,7 +82,9 @@ def json_safe(value: object, depth: int = 0) -> Any:
     kind = type(value)
     if kind is str:
         return safe_str(value)
-    if value is None or kind is bool or kind is int:
+    if kind is int:
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)  # type: ignore[operator]
+    if value is None or kind is bool:
         return value
     if kind is float:
         return _float(value)  # type: ignore[arg-type]
@@ -88,8 +96,10 @@ def json_safe(value: object, depth: int = 0) -> Any:
         return [json_safe(item, depth + 1) for item in value]  # type: ignore[attr-defined]
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, bool | int):  # subclasses such as IntEnum
-        return int(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):  # subclasses such as IntEnum
+        return json_safe(int(value))
     if isinstance(value, float):
         return _float(float(value))
     return safe_str(value)

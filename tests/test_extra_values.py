@@ -1,0 +1,153 @@
+"""Nothing a caller puts in a record's extra fields may cost the record, with either JSON encoder.
+
+Property-based: arbitrary nested values (integers of any size, NaN and infinities, bytes, sets, tuples as
+keys, surrogates, objects whose ``__str__`` and ``__repr__`` raise, cycles, deep nesting) are logged through
+stdlib ``logging``, Loguru and structlog into one handler on a real server; every record must arrive, with
+its value in ``extra``, and none may be counted as dropped. The encoder is switched for the whole test:
+the stdlib's ``json`` always, ``orjson`` where it is installed (the ``fast`` extra, run by tox).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import structlog
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loguru import logger as loguru_logger
+
+from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor, _json
+from redis_log_handler._server import EmbeddedRedis
+
+from .conftest import read_stream
+
+
+class Unprintable:
+    """An object whose ``__str__`` and ``__repr__`` both raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _cycle() -> list[Any]:
+    looped: list[Any] = [1]
+    looped.append(looped)
+    return looped
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+_TEXT = st.text(st.characters(exclude_categories=()), max_size=8)  # surrogates included
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.integers(min_value=-(2**63) - 2, max_value=-(2**63) + 2)
+    | st.floats()
+    | _TEXT
+    | st.binary(max_size=8)
+    | st.frozensets(st.integers() | _TEXT, max_size=3)
+    | st.sets(st.integers(), max_size=3)
+    | st.builds(Unprintable)
+    | st.builds(_cycle)
+    | st.builds(_deep, st.integers(min_value=10, max_value=200))
+)
+_KEYS = _TEXT | st.integers() | st.tuples(st.integers(), _TEXT) | st.none()
+VALUES = st.recursive(
+    _LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3) | st.tuples(children, children) | st.dictionaries(_KEYS, children, max_size=3)  # type: ignore[arg-type]
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(params=["json", "orjson"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make every document of the test go through one JSON encoder."""
+    if request.param == "orjson":
+        if importlib.util.find_spec("orjson") is None:
+            pytest.skip("orjson is not installed (the fast extra; tox runs it)")
+        import orjson  # noqa: PLC0415
+
+        monkeypatch.setattr(_json, "_dumps", orjson.dumps)
+    else:
+        import json  # noqa: PLC0415
+
+        stdlib = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        monkeypatch.setattr(_json, "_dumps", lambda obj: stdlib.encode(obj).encode("utf-8"))
+    return str(request.param)
+
+
+@pytest.fixture
+def three_sources(redis_server: EmbeddedRedis, key: str) -> Iterator[tuple[RedisHandler, list[Callable[..., None]]]]:
+    """One handler, and a way to log a value as an extra field through each of the three sources."""
+    handler = RedisHandler(url=redis_server.url, key=key, buffer_size=100_000, close_timeout=5)
+    stdlib = logging.getLogger(f"extra-values.{key}")
+    stdlib.propagate = False
+    stdlib.addHandler(handler)
+    sink = loguru_logger.add(LoguruSink(handler), level="INFO")
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, StructlogProcessor(handler, drop=True)],
+        cache_logger_on_first_use=False,
+    )
+    loggers: list[Callable[..., None]] = [
+        lambda number, value: stdlib.warning("value %d", number, extra={"v": value}),
+        lambda number, value: loguru_logger.bind(v=value).warning("value {}", number),
+        lambda number, value: structlog.get_logger().warning(f"value {number}", v=value),
+    ]
+    yield handler, loggers
+    loguru_logger.remove(sink)
+    structlog.reset_defaults()
+    stdlib.removeHandler(handler)
+    handler.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(VALUES, min_size=1, max_size=4))
+def test_any_extra_value_is_written(
+    values: list[Any],
+    encoder: str,
+    three_sources: tuple[RedisHandler, list[Callable[..., None]]],
+    client: redis.Redis,
+    key: str,
+) -> None:
+    """Each value, logged through each source, arrives with an ``extra`` field ``v``; nothing is dropped."""
+    handler, loggers = three_sources
+    client.delete(key)
+    for number, value in enumerate(values):
+        for log in loggers:
+            log(number, value)
+    assert handler.flush(10)
+    stats = handler.stats()
+    assert stats["dropped"] == 0, stats
+    assert stats["errors"] == 0, stats
+    documents = read_stream(client, key)
+    assert len(documents) == 3 * len(values)
+    assert all("v" in document["extra"] for document in documents), documents
+    assert {document["source"] for document in documents} == {"stdlib", "loguru", "structlog"}
+
+
+def test_big_integers_are_written_as_decimal_text(encoder: str) -> None:
+    """An integer outside 64 bits becomes its decimal string with either encoder; one inside stays a number."""
+    safe = _json.json_safe({"big": 2**64, "small": -(2**63) - 1, "edge": 2**64 - 1, "low": -(2**63)})
+    assert _json.loads(_json.dumps(safe)) == {
+        "big": "18446744073709551616",
+        "small": "-9223372036854775809",
+        "edge": 2**64 - 1,
+        "low": -(2**63),
+    }
