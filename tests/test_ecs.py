@@ -16,7 +16,7 @@ from redis_log_handler._ecs import from_ecs, to_ecs
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import wait_until
-from .readers import collecting, produced, running
+from .readers import Keep, collecting, produced, running
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"
 
@@ -28,39 +28,54 @@ def test_the_ecs_layout(
     make_handler: Callable[..., RedisHandler],
     logger: logging.Logger,
 ) -> None:
-    """schema="ecs" writes the ecs-logging layout: dotted top-level keys, nested objects, labels, a namespace."""
-    handler = make_handler(url=redis_server.url, key=key, schema="ecs", fields={"service": "api", "env": "prod"})
+    """schema="ecs": dotted top-level keys, nested objects, extras in their place, ECS-named static fields placed
+    and the rest labelled, what ECS lacks under the namespace."""
+    fields = {"service.name": "api", "service.environment": "prod", "team": "billing"}
+    handler = make_handler(url=redis_server.url, key=key, schema="ecs", fields=fields)
     logger.addHandler(handler)
     try:
         {}["missing"]
     except KeyError:
-        logger.error("refund failed for %s", "A-7", exc_info=True, extra={"order": 7})
+        extra = {"order": 7, "user.id": "u-5", "host": "clash"}
+        logger.error("refund failed for %s", "A-7", exc_info=True, extra=extra)
     assert handler.flush(10)
-    ((_, fields),) = client.xrange(key)
-    document = json.loads(fields[b"data"])
+    ((_, entry),) = client.xrange(key)
+    document = json.loads(entry[b"data"])
     assert list(document)[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
     assert (document["log.level"], document["message"]) == ("error", "refund failed for A-7")
     assert document["log"]["logger"] == logger.name
+    assert document["log"]["original"] == "refund failed for A-7"
     assert document["log"]["origin"]["file"]["name"] == "test_ecs.py"
-    assert document["log"]["origin"]["function"] == "test_the_ecs_layout"
-    assert isinstance(document["log"]["origin"]["file"]["line"], int)
     assert document["process"]["thread"]["name"] == "MainThread"
     assert document["host"]["hostname"]
     assert document["error"]["type"] == "KeyError"
-    assert document["error"]["stack_trace"].startswith("Traceback (most recent call last)")
+    assert document["error"]["stack_trace"].startswith('  File "')  # the frames, as format_tb writes them
     assert document["event"]["id"].count("-") == 1
-    assert document["labels"] == {"service": "api", "env": "prod"}
-    assert document["redis_log_bridge"]["extra"] == {"order": 7}
+    assert "dataset" not in document["event"]  # ECS does not name the logger there
+    assert document["service"] == {"name": "api", "environment": "prod"}
+    assert document["labels"] == {"team": "billing"}
+    assert (document["order"], document["user"]) == (7, {"id": "u-5"})
+    assert document["redis_log_bridge"]["extra"] == {"host": "clash"}  # kept: host is an ECS object
     assert document["redis_log_bridge"]["source"] == "stdlib"
-    assert "service" not in document
+    assert from_ecs(document)["extra"] == extra
 
 
 def test_from_ecs_gives_back_the_schema_1_document(logger: logging.Logger) -> None:
     """Every field survives the trip to ECS and back (static fields return to the top level)."""
-    for record in produced(logger, 1):
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            raise ValueError("chained") from exc
+    except ValueError:
+        logger.exception("chained")  # the frames alone cannot rebuild its traceback: kept whole
+    logger.removeHandler(keep)
+    for record in [*keep.records, *produced(logger, 1)]:
         document = stdlib_document(record, record.getMessage())
-        fields = {"service": "api"}
-        assert from_ecs(to_ecs(document, fields)) == {**document, **fields}
+        fields = {"service": "api", "service.name": "api", "cloud.region": "eu-1"}
+        assert from_ecs(json.loads(json.dumps(to_ecs(document, fields)))) == {**document, **fields}
 
 
 def test_a_rebuilt_ecs_record_formats_as_the_original(logger: logging.Logger) -> None:
