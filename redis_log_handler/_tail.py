@@ -210,6 +210,37 @@ def print_last(client: Any, key: str, count: int, out: TextIO) -> None:
         printer.show(lines)
 
 
+def _show_list(client: Any, keys: list[str], count: int, printer: _Printer, arguments: argparse.Namespace) -> None:
+    lasts = [_last_in_list(client, key, count, printer.stamped) for key in keys]
+    if not any(lasts) and not any(client.lrange(key, -1, -1) for key in keys):
+        _say_empty(arguments, waiting=False)
+    for lines in _merged(lasts, count):
+        printer.show(lines)
+
+
+def _show_stream(
+    client: Any, keys: list[str], count: int, printer: _Printer, arguments: argparse.Namespace, out: TextIO
+) -> None:
+    since_ms = int(arguments.since * 1000) if arguments.since is not None else 0
+    shards = [_last_in_stream(client, key, count, since_ms, printer.stamped) for key in keys]
+    if all(newest == "0-0" for _, newest in shards):  # not one entry, filtered or not
+        _say_empty(arguments, waiting=arguments.follow)
+    for lines in _merged([last for last, _ in shards], count):
+        printer.show(lines)
+    if arguments.follow:
+        out.flush()
+        positions = {key: newest for key, (_, newest) in zip(keys, shards, strict=True)}
+        _show_new(printer, _follow_streams(client, positions), None)
+
+
+def _say_empty(arguments: argparse.Namespace, *, waiting: bool) -> None:
+    """One line on stderr: the key holds nothing (or does not exist; telling them apart would take a command
+    the least-privilege ACL of the docs does not grant)."""
+    then = "; waiting for records" if waiting else ""
+    where = f"{arguments.key!r} at {redact_url(arguments.url)}"
+    print(f"redis-log-handler tail: no records in {where} (the key does not exist or is empty){then}", file=sys.stderr)
+
+
 def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the last records of ``arguments.key`` (and follow it with ``-f``); returns the exit status."""
     if out is None:
@@ -233,26 +264,12 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     keys = shard_keys(arguments.key, arguments.shards)
     client = connect(arguments.url)
     try:
-        if arguments.mode != "pubsub" and not client.exists(*keys):
-            waiting = "; waiting for it to appear" if arguments.follow else ""
-            print(
-                f"redis-log-handler tail: no key {arguments.key!r} at {redact_url(arguments.url)}{waiting}",
-                file=sys.stderr,
-            )
         if arguments.mode == "pubsub":  # no history: what is published from now on, up to -n records if given
             _show_new(printer, _channel(client, arguments.key), arguments.lines)
         elif arguments.mode == "list":
-            for lines in _merged([_last_in_list(client, key, count, printer.stamped) for key in keys], count):
-                printer.show(lines)
+            _show_list(client, keys, count, printer, arguments)
         else:
-            since_ms = int(since * 1000) if since is not None else 0
-            shards = [_last_in_stream(client, key, count, since_ms, printer.stamped) for key in keys]
-            for lines in _merged([last for last, _ in shards], count):
-                printer.show(lines)
-            if arguments.follow:
-                out.flush()
-                positions = {key: newest for key, (_, newest) in zip(keys, shards, strict=True)}
-                _show_new(printer, _follow_streams(client, positions), None)
+            _show_stream(client, keys, count, printer, arguments, out)
     finally:
         client.close()
     return 0

@@ -261,4 +261,8 @@ class TestCommands:
         """tail on a key that does not exist: one line on stderr, status 0; with -f it waits for the key."""
         result = run_command("tail", "--url", redis_server.url, "--key", key)
         assert (result.returncode, result.stdout) == (0, "")
-        assert one_line(result.stderr) == f"redis-log-handler tail: no key {key!r} at {redis_server.url}"
+        where = f"{key!r} at {redis_server.url}"
+        assert (
+            one_line(result.stderr)
+            == f"redis-log-handler tail: no records in {where} (the key does not exist or is empty)"
+        )

@@ -201,7 +201,10 @@ def test_follow_waits_for_a_key_that_does_not_exist_yet(
     )
     try:
         assert process.stderr is not None
-        message = f"redis-log-handler tail: no key {key!r} at {redis_server.url}; waiting for it to appear\n"
+        message = (
+            f"redis-log-handler tail: no records in {key!r} at {redis_server.url} "
+            "(the key does not exist or is empty); waiting for records\n"
+        )
         assert process.stderr.readline() == message
         lines = reader_of(process)
         write_stream(client, key, documents(2, "app"))
