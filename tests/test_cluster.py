@@ -177,7 +177,7 @@ def test_tail_merges_shards_by_timestamp(cluster: Cluster, capsys: pytest.Captur
     write_shards(cluster, key, 100)
     assert main(["tail", "--url", cluster.url, "--key", key, "--shards", "3", "-n", "7"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.rsplit(" ", 1)[1] for line in lines] == [str(number) for number in range(293, 300)]
+    assert [line.rsplit("=", 1)[1] for line in lines] == [str(number) for number in range(293, 300)]
 
 
 def test_consumer_follows_its_key_to_another_master(cluster: Cluster) -> None:

@@ -112,7 +112,7 @@ def test_commands_and_the_consumer_reach_the_master_through_sentinel(
     key, name = "through-sentinel", new_logger_name()
     write_stream(node_client(sentinels.master), key, documents(20, name))
     assert main(["tail", "--url", sentinels.url, "--key", key, "-n", "3"]) == 0
-    assert [line.rsplit(" ", 1)[1] for line in capsys.readouterr().out.splitlines()] == ["17", "18", "19"]
+    assert [line.rsplit("=", 1)[1] for line in capsys.readouterr().out.splitlines()] == ["17", "18", "19"]
     consumer = RedisLogConsumer(url=sentinels.url, key=key, block=0.1)
     with collecting(name) as collector, running(consumer):
         wait_for_numbers(collector, 20)

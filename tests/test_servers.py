@@ -303,12 +303,21 @@ class TestUWSGI:
         assert 'unix_signal:15 gracefully_kill_them_all"' in stderr
 
 
-class TestUvicorn:
+ASGI_CASES = [
+    pytest.param(["uvicorn", "--workers", "2", "--port", "{port}", "--host", "127.0.0.1"], id="uvicorn"),
+    pytest.param(["hypercorn", "--workers", "2", "--bind", "127.0.0.1:{port}"], id="hypercorn"),
+]
+
+
+class TestASGI:
+    @pytest.mark.parametrize("command", ASGI_CASES)
     def test_workers_every_request_logged_once(
-        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
+        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str, command: list[str]
     ) -> None:
-        """uvicorn --workers 2 (spawned interpreters): every request once, each worker's import once."""
-        command = [_tool("uvicorn"), "--workers", "2", "--port", "{port}", "--host", "127.0.0.1", "logapp:app"]
+        """uvicorn and hypercorn with 2 workers (spawned interpreters): every request once, each worker's import
+        once, the last requests' records written at the stop."""
+        server, *options = command
+        command = [_tool(server), *options, "logapp:app"]
         workers, stderr = serve_and_request(tmp_path, own_server, key, _ASGI_APP, command, imported=2)
         assert workers
         assert messages_once(own_client, key) == expected_requests(2), stderr[-3000:]
