@@ -456,3 +456,61 @@ class TestRQ:
         assert worker.returncode == 0, worker.stderr[-3000:]
         assert worker.stderr.count("fails") >= 5  # RQ reported the failing jobs: they ran
         assert messages_once(client, key) == collections.Counter(f"job {n}" for n in range(25)), worker.stderr
+
+
+_DRAMATIQ_APP = """
+    import logging, os
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+    from redis_log_handler import RedisHandler
+
+    dramatiq.set_broker(RedisBroker(url=os.environ["BROKER_URL"]))
+    log = logging.getLogger("app")
+    if not log.handlers:
+        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        log.setLevel(logging.INFO)
+
+    @dramatiq.actor(max_retries=0)
+    def work(number):
+        log.info("task %d", number)
+        open(f"done-{number}", "w").close()  # after the logging call returned
+        if number % 5 == 4:
+            raise ValueError(f"task {number} fails")
+"""
+
+
+class TestDramatiq:
+    def test_every_task_logged_once(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
+    ) -> None:
+        """Dramatiq, 2 forked worker processes of 2 threads: 25 tasks (every fifth raising) give 25 records, the
+        last 5 logged while the logs' Redis is down and written at the stop; the worker stops on SIGTERM."""
+        (tmp_path / "logactors.py").write_text(textwrap.dedent(_DRAMATIQ_APP))
+        broker = redis_server.url[: -len("/0")] + "/13"
+        env = {**os.environ, "LOG_URL": own_server.url, "LOG_KEY": key, "BROKER_URL": broker}
+        env["PYTHONPATH"] = _python_path(tmp_path)
+        command = [_tool("dramatiq"), "logactors", "--processes", "2", "--threads", "2"]
+        worker = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+        def send(numbers: range) -> None:
+            program = f"import logactors\nfor n in {numbers!r}: logactors.work.send(n)"
+            subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env, timeout=60, check=True)
+            wait_until(lambda: all((tmp_path / f"done-{n}").exists() for n in numbers), timeout=60)
+
+        try:
+            send(range(20))
+            wait_until(lambda: own_client.llen(key) == 20, timeout=30)
+            own_server.kill()
+            send(range(20, 25))
+        finally:
+            took, stderr = _stop(worker, then=own_server.start)
+        assert took < STOP_WITHIN, stderr[-3000:]
+        assert messages_once(own_client, key) == collections.Counter(f"task {n}" for n in range(25)), stderr[-3000:]
