@@ -96,9 +96,7 @@ def json_safe(value: object, depth: int = 0) -> Any:
         return [json_safe(item, depth + 1) for item in value]  # type: ignore[attr-defined]
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):  # subclasses such as IntEnum
+    if isinstance(value, int):  # subclasses such as IntEnum (bool cannot be subclassed)
         return json_safe(int(value))
     if isinstance(value, float):
         return _float(float(value))
