@@ -244,13 +244,19 @@ class TestStream:
     def test_lag_counts_what_the_group_has_not_read(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str
     ) -> None:
-        """stats()['lag'] is the group's count of entries not yet delivered: 0 once a consumer caught up."""
+        """stats()['lag'] is the group's count of entries not yet delivered, as the server counts it: above 0 while
+        the consumer is behind, 0 once it caught up."""
         name = new_logger_name()
         write_stream(client, key, documents(30, name))
         consumer = RedisLogConsumer(url=redis_server.url, key=key, batch_size=10, **FAST)
         assert consumer.stats()["lag"] is None  # nothing asked yet
-        with collecting(name) as collector, running(consumer):
-            wait_for_numbers(collector, 30)
+        records = consumer.records()
+        first = [next(records) for _ in range(10)]
+        assert [document["message"] for document in first] == [f"record {number}" for number in range(10)]
+        (group,) = client.xinfo_groups(key)
+        assert consumer.stats()["lag"] == group["lag"] > 0  # 20, or 10 with the next batch already read ahead
+        records.close()
+        with collecting(name), running(consumer):
             wait_until(lambda: consumer.stats()["lag"] == 0)
 
     def test_run_in_a_thread_installs_no_signal_handlers(self, redis_server: EmbeddedRedis, key: str) -> None:

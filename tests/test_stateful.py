@@ -42,7 +42,7 @@ class OutageMachine(RuleBasedStateMachine):
 
     @rule(count=st.integers(min_value=1, max_value=300))
     def emit(self, count: int) -> None:
-        """Log *count* records; the call never waits on Redis, whatever state it is in."""
+        """Log *count* records, whatever state the server is in (test_faults.py times the calls)."""
         for _ in range(count):
             message = f"record {self.logged}"
             self.logged += 1
