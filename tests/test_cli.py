@@ -257,6 +257,31 @@ class TestCommands:
         if result.returncode == 1:
             assert f"cannot reach Redis at {DEFAULT_URL} (" in one_line(result.stderr)
 
+    def test_tail_shows_a_structlog_record_with_its_module_and_fields(
+        self, redis_server: EmbeddedRedis, key: str
+    ) -> None:
+        """A plain structlog event, logged by one program and shown by tail in another: the calling module as
+        its logger, its fields after the message."""
+        program = (
+            "import structlog, sys\n"
+            "from redis_log_handler import RedisHandler, StructlogProcessor\n"
+            "handler = RedisHandler(url=sys.argv[1], key=sys.argv[2])\n"
+            "chain = [structlog.processors.add_log_level, StructlogProcessor(handler, drop=True)]\n"
+            "structlog.configure(processors=chain)\n"
+            "structlog.get_logger().info('order accepted', order='A-17')\n"
+        )
+        logged = subprocess.run(
+            [sys.executable, "-c", program, redis_server.url, key],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert logged.returncode == 0, logged.stderr
+        shown = run_command("tail", "--url", redis_server.url, "--key", key)
+        assert shown.returncode == 0, shown.stderr
+        assert one_line(shown.stdout).endswith(" INFO     structlog __main__: order accepted  order=A-17")
+
     def test_tail_says_when_the_key_does_not_exist(self, redis_server: EmbeddedRedis, key: str) -> None:
         """tail on a key that does not exist: one line on stderr, status 0; with -f it waits for the key."""
         result = run_command("tail", "--url", redis_server.url, "--key", key)
