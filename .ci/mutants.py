@@ -1,0 +1,122 @@
+"""Break one promise at a time and check that the suite notices: each mutant must make a named test fail.
+
+    .venv/bin/python .ci/mutants.py            # every mutant
+    .venv/bin/python .ci/mutants.py a c        # some of them
+
+For each mutant the package is copied to a scratch directory, one line of it is replaced, and the tests
+named for that mutant run against the copy (``PYTHONPATH`` puts it first). A mutant that no test kills is a
+promise nothing guards: the script says so and exits with status 1. The unmodified tree must pass the same
+tests, which the script checks first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A promise broken by replacing *old* with *new* in *module*; *tests* must notice."""
+
+    name: str
+    promise: str
+    module: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    Mutant(
+        "a",
+        "back-pressure: a logging thread past the high-water mark lets a writer that could run run",
+        "_backpressure.py",
+        "    with _turn:\n        if still_needed():\n            _turn.wait(timeout)",
+        "    return",
+        ("tests/test_load.py::test_unpaced_producers_lose_nothing",),
+    ),
+    Mutant(
+        "b",
+        "spill: a full memory buffer moves records to disk instead of dropping them",
+        "_intake.py",
+        "if len(self._buffer) < self.capacity or self._move_to_disk(_MOVE_CHUNK):",
+        "if len(self._buffer) < self.capacity:",
+        ("tests/test_load.py::test_redis_frozen_mid_run", "tests/test_spill.py"),
+    ),
+    Mutant(
+        "c",
+        "a batch counts as written only once Redis replied",
+        "_delivery.py",
+        "        except Exception as exc:\n            unknown = isinstance(exc, OutcomeUnknown)",
+        "        except Exception as exc:\n            self._settle(trip, [None] * len(trip.indexes_to_send()), 0)\n"
+        "            unknown = isinstance(exc, OutcomeUnknown)",
+        ("tests/test_outage.py", "tests/test_faults.py"),
+    ),
+    Mutant(
+        "d",
+        "the consumer acknowledges an entry only once it was handled",
+        "_reader.py",
+        "                    to_ack += batch.to_ack",
+        "                    to_ack += [entry[0] for entry in batch.entries if entry[0] is not None]",
+        ("tests/test_reader.py", "tests/test_consume.py"),
+    ),
+    Mutant(
+        "e",
+        "an integer outside 64 bits in an extra field does not cost the record",
+        "_json.py",
+        "return value if _INT_MIN <= value <= _INT_MAX else str(value)",
+        "return value",
+        ("tests/test_extra_values.py",),
+    ),
+]
+
+
+def run_tests(package_parent: Path, tests: tuple[str, ...]) -> bool:
+    """Whether *tests* pass with the package found in *package_parent* first."""
+    environment = {**os.environ, "PYTHONPATH": f"{package_parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # --import-mode=append: pytest would otherwise put the project's root, and its package, first
+    result = subprocess.run(  # noqa: S603 - our own interpreter and test ids
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--import-mode=append", *tests],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def main(chosen: list[str]) -> int:
+    mutants = [mutant for mutant in MUTANTS if not chosen or mutant.name in chosen]
+    survivors = []
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "redis_log_handler"
+        for mutant in mutants:
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(ROOT / "redis_log_handler", copy, ignore=shutil.ignore_patterns("__pycache__"))
+            if not run_tests(Path(scratch), mutant.tests):
+                print(f"({mutant.name}) the unmodified tree fails {' '.join(mutant.tests)}: fix that first")
+                return 2
+            source = copy / mutant.module
+            text = source.read_text()
+            if text.count(mutant.old) != 1:
+                print(f"({mutant.name}) the line to replace is not in {mutant.module} once: update this script")
+                return 2
+            source.write_text(text.replace(mutant.old, mutant.new))
+            killed = not run_tests(Path(scratch), mutant.tests)
+            print(f"({mutant.name}) {mutant.promise}: {'killed' if killed else 'SURVIVED'} by {' '.join(mutant.tests)}")
+            if not killed:
+                survivors.append(mutant.name)
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
