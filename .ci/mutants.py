@@ -41,7 +41,7 @@ MUTANTS = [
         "_backpressure.py",
         "    with _turn:\n        if still_needed():\n            _turn.wait(timeout)",
         "    return",
-        ("tests/test_load.py::test_unpaced_producers_lose_nothing",),
+        ("tests/test_intake.py::TestSteppingAside", "tests/test_load.py::test_unpaced_producers_lose_nothing"),
     ),
     Mutant(
         "b",
@@ -79,19 +79,27 @@ MUTANTS = [
 ]
 
 
-def run_tests(package_parent: Path, tests: tuple[str, ...]) -> bool:
-    """Whether *tests* pass with the package found in *package_parent* first."""
+def failing_tests(package_parent: Path, tests: tuple[str, ...]) -> list[str]:
+    """The tests among *tests* that fail with the package found in *package_parent* first (stops at the first)."""
     environment = {**os.environ, "PYTHONPATH": f"{package_parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    # --import-mode=append: pytest would otherwise put the project's root, and its package, first
+    # -P and --import-mode=append: Python and pytest would otherwise put the project's root, and its package, first
+    command = [
+        sys.executable,
+        "-P",
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-rf",
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=append",
+    ]
     result = subprocess.run(  # noqa: S603 - our own interpreter and test ids
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--import-mode=append", *tests],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        check=False,
+        [*command, *tests], cwd=ROOT, env=environment, capture_output=True, text=True, check=False
     )
-    return result.returncode == 0
+    failed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("FAILED ")]
+    return failed or ([] if result.returncode == 0 else [f"pytest exited with {result.returncode}"])
 
 
 def main(chosen: list[str]) -> int:
@@ -102,7 +110,7 @@ def main(chosen: list[str]) -> int:
         for mutant in mutants:
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(ROOT / "redis_log_handler", copy, ignore=shutil.ignore_patterns("__pycache__"))
-            if not run_tests(Path(scratch), mutant.tests):
+            if failing_tests(Path(scratch), mutant.tests):
                 print(f"({mutant.name}) the unmodified tree fails {' '.join(mutant.tests)}: fix that first")
                 return 2
             source = copy / mutant.module
@@ -111,9 +119,9 @@ def main(chosen: list[str]) -> int:
                 print(f"({mutant.name}) the line to replace is not in {mutant.module} once: update this script")
                 return 2
             source.write_text(text.replace(mutant.old, mutant.new))
-            killed = not run_tests(Path(scratch), mutant.tests)
-            print(f"({mutant.name}) {mutant.promise}: {'killed' if killed else 'SURVIVED'} by {' '.join(mutant.tests)}")
-            if not killed:
+            failed = failing_tests(Path(scratch), mutant.tests)
+            print(f"({mutant.name}) {mutant.promise}: " + (f"killed by {failed[0]}" if failed else "SURVIVED"))
+            if not failed:
                 survivors.append(mutant.name)
     return 1 if survivors else 0
 

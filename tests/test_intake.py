@@ -21,7 +21,7 @@ from redis_log_handler._ledger import Ledger, Places, SpillCounts
 from redis_log_handler._redis import BatchWriter
 from redis_log_handler._writer_socket import WriterSocket
 
-from .conftest import connection_over
+from .conftest import connection_over, wait_until
 
 
 class FakeDisk:
@@ -246,6 +246,25 @@ class TestLedger:
 
 
 class TestSteppingAside:
+    def test_a_thread_waits_for_the_writers_turn(self) -> None:
+        """step_aside asks whether it is still needed and, if so, waits until the writer's loop is about to sleep."""
+        asked = threading.Event()
+
+        def still_needed() -> bool:
+            asked.set()
+            return True
+
+        waiter = threading.Thread(target=_backpressure.step_aside, args=(still_needed, 30.0), daemon=True)
+        waiter.start()
+        try:
+            assert asked.wait(10)
+            # The loop is about to block in its selector: whoever stepped aside goes on (notified under the
+            # condition's lock, so a waiter that was asked is waiting by then, or is woken by a later call).
+            finished = lambda: _backpressure.writer_sleeps(-1, 0.0) or not waiter.is_alive()  # noqa: E731
+            wait_until(finished, timeout=10)
+        finally:
+            _backpressure.loop_woke()
+
     def test_only_past_the_high_water_mark_and_only_if_the_writer_could_run(self) -> None:
         """A logging thread steps aside only with a backlog past half the buffer and a writer that is not waiting."""
         intake, _, _ = make_intake(capacity=10)
