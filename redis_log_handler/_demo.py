@@ -241,6 +241,7 @@ def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
 
 
 def _wait_for_ctrl_c() -> None:
+    sys.stdout.flush()  # the command to paste must show now, also through a pipe (tee, a test)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

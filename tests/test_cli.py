@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 import redis
@@ -209,13 +211,16 @@ class TestDemo:
             env=environment,
         )
         assert demo.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout], daemon=True).start()  # type: ignore[union-attr]
         printed = ""
         try:
             while "In another terminal:" not in printed:
-                line = demo.stdout.readline()
-                assert line, f"the demo ended without the next step: {printed}"
-                printed += line
-            printed += demo.stdout.readline()  # the command itself
+                try:
+                    printed += lines.get(timeout=60)
+                except queue.Empty:
+                    pytest.fail(f"no next step within 60 s of the last line: {printed}")
+            printed += lines.get(timeout=10)  # the command itself
             arguments = pasted_tail(printed)
             shown = run_command("tail", *[argument for argument in arguments if argument != "-f"])
             assert shown.returncode == 0, shown.stderr
