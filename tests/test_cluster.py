@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from redis.crc import key_slot
 from redis_log_handler import RedisHandler, RedisLogConsumer, shard_keys
 from redis_log_handler._cli import main
 
-from .conftest import wait_until
+from .helpers import LOGGED_DURING_FAILOVER, log_through_change
 from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream
 from .topologies import Cluster, node_client
 
@@ -39,21 +38,6 @@ def cluster_entries(cluster: Cluster, key: str) -> list[dict[str, Any]]:
     """Every document in stream *key*, read from the master serving its slot."""
     owner = node_client(cluster.owner(key_slot(key.encode())))
     return [json.loads(fields["data"]) for _, fields in owner.xrange(key)]
-
-
-def log_from_threads(logger: logging.Logger, threads: int, per_thread: int) -> list[str]:
-    """Log from *threads* threads without pause; returns every message logged."""
-
-    def work(number: int) -> None:
-        for index in range(per_thread):
-            logger.info("t%d %d", number, index)
-
-    workers = [threading.Thread(target=work, args=(number,)) for number in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return [f"t{number} {index}" for number in range(threads) for index in range(per_thread)]
 
 
 _CHILD = """
@@ -94,15 +78,10 @@ def test_slot_migration_while_logging_loses_nothing(cluster: Cluster, logger: lo
     """The key's slot moves to another master mid-stream; MOVED is followed and every record arrives once."""
     key = "migrating"
     slot = key_slot(key.encode())
-    handler = RedisHandler(url=cluster.url, key=key, buffer_size=500_000)
+    handler = RedisHandler(url=cluster.url, key=key)
     logger.addHandler(handler)
     target = next(master for master in cluster.masters if master is not cluster.owner(slot))
-    messages: list[str] = []
-    logging_thread = threading.Thread(target=lambda: messages.extend(log_from_threads(logger, 4, 25_000)))
-    logging_thread.start()
-    wait_until(lambda: handler.stats()["written"] >= 5_000, timeout=30)
-    cluster.migrate(slot, target)
-    logging_thread.join()
+    messages, _ = log_through_change(logger, handler, lambda: cluster.migrate(slot, target), lambda: True)
     assert handler.flush(30)
     stats = handler.stats()
     assert cluster.owner(slot) is target
@@ -121,14 +100,11 @@ def test_master_failover_with_wait_replicas_keeps_every_record(tmp_path: Path, l
         slot = key_slot(key.encode())
         handler = RedisHandler(url=replicated.url, key=key, wait_replicas=1, spill_dir=tmp_path)
         logger.addHandler(handler)
-        messages: list[str] = []
-        logging_thread = threading.Thread(target=lambda: messages.extend(log_from_threads(logger, 4, 25_000)))
-        logging_thread.start()
-        wait_until(lambda: handler.stats()["written"] >= 5_000, timeout=30)
         old_master = replicated.owner(slot)
-        old_master.kill()
-        logging_thread.join()
-        wait_until(lambda: replicated.owner(slot) is not old_master, timeout=60)
+        messages, logged_during = log_through_change(
+            logger, handler, old_master.kill, lambda: replicated.owner(slot) is not old_master
+        )
+        assert min(logged_during) >= LOGGED_DURING_FAILOVER, logged_during  # callers went on logging throughout
         assert handler.flush(60)
         replicated.wait_ok()
         stats = handler.stats()

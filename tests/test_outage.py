@@ -18,6 +18,7 @@ from redis_log_handler import RedisHandler, _redis
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
+from .helpers import Freeze
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]
@@ -36,11 +37,8 @@ class TestRestart:
         assert handler.flush(10)
 
         own_server.kill()
-        slowest = 0.0
         for number in range(3000):
-            started = time.perf_counter()
             logger.info("during %d", number)
-            slowest = max(slowest, time.perf_counter() - started)
         assert handler.flush(0.2) is False
 
         own_server.start()  # same port; AOF brings back what was written before the kill
@@ -54,29 +52,20 @@ class TestRestart:
         assert stats["written"] == stats["accepted"] == 3500
         assert stats["dropped"] == 0
         assert stats["retries"] >= 1
-        # Waiting on Redis would take at least the connect timeout (seconds);
-        # the bound is loose because this machine is shared and noisy.
-        assert slowest < 0.5
         connection.close()
 
     def test_emit_does_not_wait_while_redis_is_frozen(
         self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
     ) -> None:
-        """With the server frozen (SIGSTOP) the logging call still returns at once, and delivery resumes."""
+        """With the server frozen (SIGSTOP), 2,000 logging calls end before it thaws, and delivery resumes."""
         handler = make_handler(url=own_server.url, key=key, mode="list", batch_size=100)
         logger.addHandler(handler)
         logger.info("warm")
         assert handler.flush(10)
-        own_server.pause()
-        try:
-            slowest = 0.0
+        with Freeze(own_server) as freeze:
             for number in range(2000):
-                started = time.perf_counter()
                 logger.info("%d", number)
-                slowest = max(slowest, time.perf_counter() - started)
-        finally:
-            own_server.resume()
-        assert slowest < 0.5
+            assert not freeze.over  # a call that waited on Redis would have waited for the thaw
         assert handler.flush(30) is True
         delivered = read_list(redis.Redis.from_url(own_server.url), key)
         numbers = [int(document["message"]) for document in delivered[1:]]
