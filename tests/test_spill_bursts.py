@@ -146,6 +146,55 @@ class TestSpillFull:
             assert numbers[-BUFFER:] == list(range(total - BUFFER, total))  # the newest are kept
 
 
+class TestDiskRefusesWhileMemoryIsFull:
+    @pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest"])
+    def test_the_overflow_policy_applies_and_every_drop_is_counted(
+        self,
+        tmp_path: Path,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
+        overflow: str,
+    ) -> None:
+        """The disk refuses every spill while 4 threads log 20 buffers: memory holds what it can, the rest is counted.
+
+        What reaches Redis afterwards is exactly what was not counted as dropped, each thread's records in
+        order and none twice, and the refusal is said once on stderr.
+        """
+        spill_dir = tmp_path / "spill"
+        handler = make_handler(url=own_server.url, key=key, buffer_size=BUFFER, spill_dir=spill_dir, overflow=overflow)
+        logger.addHandler(handler)
+        spill_dir.rmdir()
+        spill_dir.write_text("a file where the directory was")  # every segment create now fails (even as root)
+        own_server.kill()
+        threads, total = 4, 20 * BUFFER
+        burst(logger, threads, total // threads)
+        stats = handler.stats()
+        assert stats["spilled"] == 0
+        assert stats["dropped"] == stats["dropped_overflow"] > 0, stats
+        assert stats["accepted"] == total == stats["buffered"] + stats["dropped"], stats
+        assert stats["buffered"] <= 2 * BUFFER  # the buffer, and at most one round trip held for retry
+        own_server.start()
+        assert handler.flush(60) is False  # False: records were dropped since the last flush
+        documents = delivered(own_server, key)
+        assert len(documents) == len({document["id"] for document in documents})
+        assert len(documents) == total - stats["dropped"] == handler.stats()["written"]
+        kept = per_thread(documents)
+        assert sorted(kept) == list(range(threads))
+        assert all(numbers == sorted(numbers) for numbers in kept.values())
+        assert len(documents) >= BUFFER  # memory held its share to the end
+        if overflow == "drop_newest":
+            # A full buffer refuses the newcomers (room frees only when the writer takes a round trip to
+            # retry), so each thread's first record is kept.
+            assert all(numbers[0] == 0 for numbers in kept.values())
+        else:
+            # The oldest make room, whichever thread logged them: the thread that finished last kept its last.
+            assert any(numbers[-1] == total // threads - 1 for numbers in kept.values())
+        assert capsys.readouterr().err.count("spilling pauses") == 1
+
+
 _KILLED_MID_BURST = """
     import logging, os, signal, sys
     from redis_log_handler import RedisHandler
