@@ -19,7 +19,7 @@ from typing import NoReturn
 import redis.exceptions
 
 from . import __version__
-from ._command import CommandError, UsageError, positive_int, redis_url
+from ._command import CommandError, UsageError, positive_int, redis_url, retain_argument
 from ._config import DEFAULT_URL, MODES
 from ._consume_command import run_consume
 from ._demo import DEMO_DESCRIPTION, MAX_THREADS, run_demo
@@ -134,6 +134,21 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
     _add_source(consume)
     consume.add_argument("--group", default="redis-log-handler", help="consumer group (default: %(default)s)")
     consume.add_argument("--name", help="this consumer's name in the group (default: <host>-<pid>)")
+    consume.add_argument(
+        "--retain",
+        type=retain_argument,
+        default=10_000,
+        metavar="N|all",
+        help="stream mode: remove the entries every group of the key has acknowledged, keeping the newest N for "
+        "tail; 'all' keeps every entry (default: %(default)s)",
+    )
+    consume.add_argument(
+        "--retain-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="stream mode: also keep the entries younger than S seconds (default: %(default)s)",
+    )
     consume.set_defaults(run=run_consume)
 
 

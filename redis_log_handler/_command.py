@@ -13,7 +13,7 @@ from ._address import redact_url, sync_client
 from ._config import resolve_url
 from ._diagnostics import describe
 
-__all__ = ["CommandError", "UsageError", "connect", "positive_int", "redis_url"]
+__all__ = ["CommandError", "UsageError", "connect", "positive_int", "redis_url", "retain_argument"]
 
 _CONNECT_TIMEOUT = 2.0
 _COMMAND_TIMEOUT = 10.0
@@ -25,6 +25,15 @@ class CommandError(Exception):
 
 class UsageError(Exception):
     """An argument found bad only once the command runs (say, a key that already holds other data): status 2."""
+
+
+def retain_argument(text: str) -> int | None:
+    """An argparse type for ``--retain``: a whole number >= 0, or ``all`` (keep every entry: None)."""
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 or 'all', got {text!r}")
+    return int(text)
 
 
 def positive_int(maximum: int | None = None) -> Callable[[str], int]:

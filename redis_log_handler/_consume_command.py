@@ -83,6 +83,8 @@ def run_consume(arguments: argparse.Namespace) -> int:
             group=arguments.group,
             name=arguments.name,
             shards=arguments.shards,
+            retain=arguments.retain,
+            retain_seconds=arguments.retain_seconds,
         )
     except ValueError as exc:  # a combination argparse cannot check (--shards with --mode pubsub, say)
         raise UsageError(str(exc)) from None

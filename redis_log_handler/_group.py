@@ -11,6 +11,9 @@ Where a batch comes from, in order of preference:
    a loop stopped in the middle of a batch.
 3. **New entries** (``XREADGROUP ... >``), waiting up to ``block`` seconds.
 
+Every second or so it also removes what every group has finished with (see
+``_retention``).
+
 Entries trimmed or deleted while pending come back from history as an id
 without fields, and from ``XAUTOCLAIM`` (Redis 7+) as the reply's third
 element. redis-py's ``justid`` form drops that element, so the full form is
@@ -29,6 +32,7 @@ import redis.exceptions
 from ._entries import Entry, EntryId, raw_reply, stream_entries
 from ._prefetch import NewEntries
 from ._reader_config import ReaderSettings
+from ._retention import Retention
 
 __all__ = ["StreamGroup"]
 
@@ -56,12 +60,14 @@ class StreamGroup:
         self._counts = counts  # the consumer's: "claimed" and "deleted_pending" outlive a reconnection
         self._lag: int | None = None
         self._new = NewEntries(client, settings)
+        self._retention = Retention(client, settings, counts)
 
     def read(self, ack: list[EntryId]) -> list[Entry]:
         """Acknowledge *ack*, then return the next batch of entries to handle (empty if none came within ``block``)."""
         if not self._group_ready:
             self._create_group()
         try:
+            self._retention.run_if_due()  # before reading: a gap is counted before the group reads past it
             return self._next_batch(ack)
         except redis.exceptions.RedisError as exc:
             self._history = "0"  # a batch read ahead may be pending for this consumer, unseen

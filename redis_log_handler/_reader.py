@@ -28,6 +28,7 @@ from ._address import redact_url
 from ._dead_letter import DeadLetters, Poison, parse_entry
 from ._diagnostics import describe, report
 from ._entries import Entry, EntryId
+from ._eviction import evicting_policy, warn_if_evicting
 from ._log_record import to_log_record
 from ._pop import ChannelListener
 from ._reader_config import ReaderSettings
@@ -37,6 +38,7 @@ from ._shard_feed import Feed, ShardedFeed, open_feed, reopens_on_error
 __all__ = ["RedisLogConsumer"]
 
 _MAX_BACKOFF = 5.0
+_READ_COUNTS = ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending", "trimmed", "trimmed_unread")
 # Connection errors in redis-py's hierarchy that retrying cannot fix.
 _REFUSALS = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
 
@@ -83,6 +85,8 @@ class RedisLogConsumer:
         dead_letter: str | None = None,
         max_failures: int = 3,
         shards: int = 1,
+        retain: int | None = 10_000,
+        retain_seconds: float = 0.0,
     ) -> None:
         self.settings = ReaderSettings.build(
             url=url,
@@ -98,12 +102,13 @@ class RedisLogConsumer:
             dead_letter=dead_letter,
             max_failures=max_failures,
             shards=shards,
+            retain=retain,
+            retain_seconds=retain_seconds,
         )
         self._client: Any = None
         self._feed: Feed | ShardedFeed | None = None
         self._recent = RecentIds(self.settings.dedupe_window)
-        names = ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending", "errors")
-        self._counts = dict.fromkeys(names, 0)
+        self._counts = dict.fromkeys((*_READ_COUNTS, "errors"), 0)
         self._lag: int | None = None
         assert self.settings.dead_letter is not None
         self._dead_letters = DeadLetters(self.settings.dead_letter, self.settings.key)
@@ -113,10 +118,15 @@ class RedisLogConsumer:
         return f"<RedisLogConsumer {s.mode} {s.key!r} at {redact_url(s.url or '')}>"
 
     def stats(self) -> dict[str, int | None]:
-        """Counts of entries since this consumer was created, and ``lag`` (entries waiting, None if unknown)."""
+        """Counts of entries since this consumer was created, and ``lag`` (entries waiting, None if unknown).
+
+        ``trimmed``: entries this consumer's retention removed (every group had finished with them);
+        ``trimmed_unread``: entries removed by someone else (the handler's ``maxlen``, an ``XTRIM``)
+        before this consumer's group read them.
+        """
         counts = self._counts
         return {
-            **{name: counts[name] for name in ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending")},
+            **{name: counts[name] for name in _READ_COUNTS},
             "dead_lettered": self._dead_letters.count,
             "errors": counts["errors"],
             "lag": self._lag,
@@ -291,6 +301,8 @@ class RedisLogConsumer:
     def _open(self) -> Feed | ShardedFeed:
         if self._feed is None:
             self._client, self._feed = open_feed(self.settings, self._counts)
+            if self.settings.mode != "pubsub":
+                warn_if_evicting(_eviction_policy(self._client), self.settings.key, "consumer")
         return self._feed
 
     @staticmethod
@@ -299,6 +311,13 @@ class RedisLogConsumer:
             time.sleep(seconds)
         else:
             stop.wait(seconds)
+
+
+def _eviction_policy(client: Any) -> str | None:
+    try:
+        return evicting_policy(client.config_get("maxmemory-policy"))
+    except redis.exceptions.ResponseError:  # CONFIG denied by an ACL, or renamed
+        return None
 
 
 @contextlib.contextmanager

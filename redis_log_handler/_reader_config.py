@@ -46,6 +46,8 @@ class ReaderSettings:
     dead_letter: str | None = None
     max_failures: int = 3
     shards: int = 1
+    retain: int | None = 10_000
+    retain_seconds: float = 0.0
 
     @classmethod
     def build(cls, **arguments: Any) -> ReaderSettings:
@@ -56,6 +58,14 @@ class ReaderSettings:
 def _dedupe_window(name: str, value: object, _: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be a whole number >= 0 (0 turns de-duplication off), got {value!r}")
+    return value
+
+
+def _retain(name: str, value: object, _: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, or None to keep every entry, got {value!r}")
     return value
 
 
@@ -84,4 +94,6 @@ _CHECKS: dict[str, Check] = {
     ),
     "max_failures": check_positive_int,
     "shards": check_shards,
+    "retain": _retain,
+    "retain_seconds": check_seconds(allow_zero=True),
 }

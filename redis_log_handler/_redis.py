@@ -18,6 +18,7 @@ from ._commands import BatchCommands
 from ._config import Settings
 from ._diagnostics import describe, report
 from ._endpoint import endpoint_for
+from ._eviction import evicting_policy, warn_if_evicting
 from ._failover import ReplicationHistory, replication_history
 from ._wire import command_prefix, join_calls
 from ._writer_socket import WriterSocket
@@ -100,6 +101,8 @@ class BatchWriter:
         self.generation = 0  # counts connections: a WAIT only vouches for writes made on its own
         self.history: ReplicationHistory = ("", "")  # the master's, read on each connection with wait_replicas
         self._stream = settings.mode == "stream"
+        self._holds_records = settings.mode != "pubsub"  # a channel keeps nothing that could be evicted
+        self._ttl = settings.ttl is not None
         self._endpoint = endpoint_for(client, key)
         self._key = key
         self._wait = (
@@ -138,6 +141,8 @@ class BatchWriter:
                 self.idempotent = self._stream and await self._server_has_idempotent_xadd(connection)
                 if self._replicas:
                     self.history = await self._replication_history(connection)
+                if self.generation == 1 and self._holds_records:
+                    warn_if_evicting(await self._eviction_policy(connection), self._key, "handler", ttl=self._ttl)
                 self._new_connection = False
         except Exception:
             await self._drop_connection()  # the next attempt asks the endpoint again: a failover moves the master
@@ -171,6 +176,14 @@ class BatchWriter:
         except redis.exceptions.ResponseError:  # INFO renamed or denied by an ACL: assume an older server
             return False
         return supports_idempotent_xadd(info)
+
+    @staticmethod
+    async def _eviction_policy(connection: Any) -> str | None:
+        try:
+            await connection.send_command("CONFIG", "GET", "maxmemory-policy", check_health=False)
+            return evicting_policy(await connection.read_response())
+        except redis.exceptions.ResponseError:  # CONFIG denied by an ACL, or renamed
+            return None
 
     @staticmethod
     async def _replication_history(connection: Any) -> ReplicationHistory:

@@ -1,4 +1,4 @@
-"""The ``status`` command: every producer's last heartbeat for a key, as a table or as JSON.
+"""The ``status`` command: the key (see ``_key_report``) and every producer's last heartbeat, as text or JSON.
 
 Read-only (``HGETALL <key>:producers``). A producer whose last beat is older
 than three of its intervals is shown as stale: it died without closing, or
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from ._command import connect
 from ._heartbeat import STALE_AFTER, producers_key
+from ._key_report import key_report, report_lines
 from ._tail_format import escape
 
 __all__ = ["run_status"]
@@ -68,15 +69,18 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     client = connect(arguments.url)
     try:
         raw: Any = client.hgetall(producers_key(arguments.key))
+        key = key_report(client, arguments.key)
     finally:
         client.close()
     beats = _producers(raw, time.time())
     if arguments.json:
         for beat in beats:
             out.write(json.dumps(beat, default=str) + "\n")
+        out.write(json.dumps({"key": arguments.key, "report": key}, default=str) + "\n")
         return 0
     if not beats:
         out.write(f"no heartbeats for {escape(arguments.key)!s} (handlers beat only with heartbeat=<seconds>)\n")
+        out.writelines(line + "\n" for line in report_lines(key, arguments.key))
         return 0
     rows = [list(_COLUMNS), *(_row(beat) for beat in beats)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
@@ -85,4 +89,5 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     for beat in beats:
         if beat.get("last_error"):
             out.write(f"{escape(beat['field'])}: last error: {escape(beat['last_error'])}\n")
+    out.writelines(line + "\n" for line in report_lines(key, arguments.key))
     return 0

@@ -22,8 +22,10 @@ WRITER = {
     "list": "+rpush +ltrim +expire",
     "pubsub": "+eval +publish",
 }
+# Stream consumers trim what every group acknowledged (retention): one script, and the commands inside it.
+RETENTION = "+eval +xinfo|stream +xpending +xtrim +xgroup|setid"
 CONSUMER = {
-    "stream": "+xreadgroup +xack +xautoclaim +xgroup|create +xinfo|groups +xadd +ping",
+    "stream": f"+xreadgroup +xack +xautoclaim +xgroup|create +xinfo|groups +xadd +ping {RETENTION}",
     "list": "+lpop +blpop +lpush +llen +xadd +ping",
 }
 TAIL = "+xrevrange +xread +lrange +ping"
@@ -89,14 +91,17 @@ def test_the_consumer_needs_only_its_permissions(mode: str, server: EmbeddedRedi
         else:
             admin.rpush(KEY, "poison")
         url = user(server, "reader", CONSUMER[mode])
-        consumer = RedisLogConsumer(url=url, key=KEY, mode=mode, block=0.1, claim_idle=1.0)
+        consumer = RedisLogConsumer(url=url, key=KEY, mode=mode, block=0.1, claim_idle=1.0, retain=0)
         with collecting(name) as collector, running(consumer):
             wait_until(lambda: len(collector.records) == 100)
             wait_until(lambda: consumer.stats()["dead_lettered"] == 1)
             wait_until(lambda: consumer.stats()["lag"] == 0)
+            if mode == "stream":
+                wait_until(lambda: consumer.stats()["trimmed"] == 101)  # the poison entry was acknowledged too
         assert admin.xlen(f"{KEY}:dead") == 1
         if mode == "stream":
             assert admin.xpending(KEY, "redis-log-handler")["pending"] == 0
+            assert admin.xlen(KEY) == 0
 
 
 def test_a_consumer_without_a_permission_raises(server: EmbeddedRedis) -> None:
@@ -109,6 +114,22 @@ def test_a_consumer_without_a_permission_raises(server: EmbeddedRedis) -> None:
         for _ in consumer.records():
             pass
     consumer.close()
+
+
+def test_a_consumer_without_the_retention_permissions_reads_on(
+    server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without +eval the consumer reads and acknowledges everything, keeps every entry, and says so once."""
+    name = new_logger_name()
+    with redis.Redis.from_url(server.url) as admin:
+        write_stream(admin, KEY, documents(100, name))
+        url = user(server, "reader", CONSUMER["stream"].replace("+eval", ""))
+        consumer = RedisLogConsumer(url=url, key=KEY, block=0.1, retain=0)
+        with collecting(name) as collector, running(consumer):
+            wait_until(lambda: len(collector.records) == 100)
+            wait_until(lambda: consumer.stats()["acked"] == 100)
+        assert admin.xlen(KEY) == 100
+    assert capsys.readouterr().err.count("retention is off") == 1
 
 
 def test_tail_needs_only_read_permissions(server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]) -> None:

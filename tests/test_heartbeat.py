@@ -76,9 +76,13 @@ def test_status_shows_live_and_stale_producers_and_beats_clean_up(
     assert "old\\x1b[2Jhost" in lines[2]
     assert lines[2].split()[4] == "stale"
     assert main(["status", "--url", redis_server.url, "--key", key, "--json"]) == 0
-    states = {json.loads(line)["field"]: json.loads(line)["state"] for line in capsys.readouterr().out.splitlines()}
+    *producers, last = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    states = {producer["field"]: producer["state"] for producer in producers}
     assert states.pop("dead-stale.1") == "stale"
     assert list(states.values()) == ["ok"]
+    assert last["key"] == key
+    assert last["report"]["type"] == "stream"
+    assert last["report"]["length"] == 1
 
 
 def test_no_heartbeats(redis_server: EmbeddedRedis, key: str, capsys: pytest.CaptureFixture[str]) -> None:

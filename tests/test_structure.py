@@ -71,7 +71,7 @@ def test_no_asyncio_on_the_callers_side(module: str) -> None:
 
 READER_SIDE = [
     "_reader", "_reader_config", "_group", "_prefetch", "_entries", "_pop", "_dead_letter", "_recent",
-    "_log_record", "_tail", "_tail_format", "_consume_command", "_shard_feed",
+    "_log_record", "_tail", "_tail_format", "_consume_command", "_shard_feed", "_retention", "_key_report",
 ]  # fmt: skip
 WRITER_SIDE = {
     "_handler", "_intake", "_shipper", "_consumer", "_delivery", "_runtime", "_redis", "_endpoint", "_commands",
