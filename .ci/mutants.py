@@ -76,6 +76,25 @@ MUTANTS = [
         "return value",
         ("tests/test_extra_values.py",),
     ),
+    Mutant(
+        "f",
+        "the logging call never waits on Redis",
+        "_handler.py",
+        "            shipper.intake.put(frame(self._encoder.encode(document)))\n",
+        "            shipper.intake.put(frame(self._encoder.encode(document)))\n            self.flush(1.5)\n",
+        (
+            "tests/test_outage.py::TestRestart::test_emit_does_not_wait_while_redis_is_frozen",
+            "tests/test_faults.py::TestStalls::test_client_pause_write",
+        ),
+    ),
+    Mutant(
+        "g",
+        "retention removes no entry another group has read and not acknowledged",
+        "_retention.py",
+        "  if group['pending'] > 0 then",
+        "  if false then",
+        ("tests/test_retention.py::TestTrimming",),
+    ),
 ]
 
 
