@@ -91,6 +91,8 @@ def report_lines(report: dict[str, Any] | None, key: str) -> list[str]:
     """*report* as lines for people."""
     if report is None:
         return [f"key {escape(key)}: does not exist"]
+    if "error" in report:
+        return [f"key {escape(key)}: cannot be read ({escape(report['error'])})"]
     memory = "-" if report.get("memory") is None else f"{report['memory']:,} bytes"
     line = f"key {escape(key)}: {report['type']}, {report.get('length', 0):,} entries, {memory}"
     if report.get("oldest_age") is not None:

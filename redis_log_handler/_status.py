@@ -1,8 +1,8 @@
 """The ``status`` command: the key (see ``_key_report``) and every producer's last heartbeat, as text or JSON.
 
-Read-only (``HGETALL <key>:producers``). A producer whose last beat is older
-than three of its intervals is shown as stale: it died without closing, or
-cannot reach Redis.
+Read-only (``HGETALL <key>:producers``, then the key's own figures). A
+producer whose last beat is older than three of its intervals is shown as
+stale: it died without closing, or cannot reach Redis.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import sys
 import time
 from typing import Any, TextIO
 
+import redis.exceptions
+
 from ._command import connect
+from ._diagnostics import describe
 from ._heartbeat import STALE_AFTER, producers_key
 from ._key_report import key_report, report_lines
 from ._tail_format import escape
@@ -69,7 +72,10 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     client = connect(arguments.url)
     try:
         raw: Any = client.hgetall(producers_key(arguments.key))
-        key = key_report(client, arguments.key)
+        try:
+            key: dict[str, Any] | None = key_report(client, arguments.key)
+        except redis.exceptions.ResponseError as exc:  # an ACL without the commands that read the key
+            key = {"key": arguments.key, "error": describe(exc)}
     finally:
         client.close()
     beats = _producers(raw, time.time())

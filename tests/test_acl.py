@@ -141,3 +141,11 @@ def test_tail_needs_only_read_permissions(server: EmbeddedRedis, capsys: pytest.
     assert main(["tail", "--url", url, "--key", KEY]) == 0
     assert main(["tail", "--url", url, "--key", f"{KEY}:list", "--mode", "list"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 10
+
+
+def test_status_without_the_key_permissions_says_so(server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]) -> None:
+    """status as a user that may read the heartbeats but not the key: one line says so, status 0."""
+    with redis.Redis.from_url(server.url) as admin:
+        write_stream(admin, KEY, documents(10, "app"))
+    assert main(["status", "--url", user(server, "watcher", "+hgetall +ping"), "--key", KEY]) == 0
+    assert f"key {KEY}: cannot be read (NoPermissionError: " in capsys.readouterr().out
