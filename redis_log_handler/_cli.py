@@ -162,7 +162,13 @@ def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _add_url(status)
     status.add_argument("--key", default="logs", help="the key the handlers write to (default: %(default)s)")
-    status.add_argument("--json", action="store_true", help="print each producer as one line of JSON")
+    status.add_argument(
+        "--shards",
+        type=positive_int(1024),
+        default=1,
+        help="the key's shards, as the handlers' shards= (default: %(default)s); each is shown",
+    )
+    status.add_argument("--json", action="store_true", help="print each producer, then each key, as a JSON line")
     status.set_defaults(run=run_status)
 
 

@@ -19,6 +19,7 @@ from ._command import connect
 from ._diagnostics import describe
 from ._heartbeat import STALE_AFTER, producers_key
 from ._key_report import key_report, report_lines
+from ._shards import shard_keys
 from ._tail_format import escape
 
 __all__ = ["run_status"]
@@ -72,21 +73,20 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     client = connect(arguments.url)
     try:
         raw: Any = client.hgetall(producers_key(arguments.key))
-        try:
-            key: dict[str, Any] | None = key_report(client, arguments.key)
-        except redis.exceptions.ResponseError as exc:  # an ACL without the commands that read the key
-            key = {"key": arguments.key, "error": describe(exc)}
+        keys = {key: _key(client, key) for key in shard_keys(arguments.key, arguments.shards)}
     finally:
         client.close()
     beats = _producers(raw, time.time())
+    key_lines = [line + "\n" for key, report in keys.items() for line in report_lines(report, key)]
     if arguments.json:
         for beat in beats:
             out.write(json.dumps(beat, default=str) + "\n")
-        out.write(json.dumps({"key": arguments.key, "report": key}, default=str) + "\n")
+        for key, report in keys.items():
+            out.write(json.dumps({"key": key, "report": report}, default=str) + "\n")
         return 0
     if not beats:
         out.write(f"no heartbeats for {escape(arguments.key)!s} (handlers beat only with heartbeat=<seconds>)\n")
-        out.writelines(line + "\n" for line in report_lines(key, arguments.key))
+        out.writelines(key_lines)
         return 0
     rows = [list(_COLUMNS), *(_row(beat) for beat in beats)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS))]
@@ -95,5 +95,12 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     for beat in beats:
         if beat.get("last_error"):
             out.write(f"{escape(beat['field'])}: last error: {escape(beat['last_error'])}\n")
-    out.writelines(line + "\n" for line in report_lines(key, arguments.key))
+    out.writelines(key_lines)
     return 0
+
+
+def _key(client: Any, key: str) -> dict[str, Any] | None:
+    try:
+        return key_report(client, key)
+    except redis.exceptions.ResponseError as exc:  # an ACL without the commands that read the key
+        return {"key": key, "error": describe(exc)}

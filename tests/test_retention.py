@@ -116,9 +116,14 @@ class TestTrimming:
             assert client.xpending(key, "slow")["pending"] == 20_000
 
     def test_every_shard_on_its_own(
-        self, every_read: None, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+        self,
+        every_read: None,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """A sharded key: each shard is trimmed down to what its group has not finished with."""
+        """A sharded key: each shard is trimmed down to what its group has not finished with; status shows each."""
         name = new_logger_name()
         shards = shard_keys(key, 3)
         for index, shard in enumerate(shards):
@@ -131,6 +136,10 @@ class TestTrimming:
             settled(consumer, 30_003)
             wait_until(lambda: all(client.xlen(shard) <= FAST["batch_size"] for shard in shards))
         assert consumer.stats()["trimmed"] == 30_003 - sum(client.xlen(shard) for shard in shards)
+        assert main(["status", "--url", redis_server.url, "--key", key, "--shards", "3"]) == 0
+        out = capsys.readouterr().out
+        for shard in shards:
+            assert f"key {shard}: stream, {client.xlen(shard):,} entries, " in out
 
     def test_the_consume_command_trims(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, tmp_path: Path
