@@ -147,6 +147,9 @@ class Retention:
                 "see the ACL lines in docs/production.md",
             )
             return
+        except redis.exceptions.ResponseError as exc:  # a server without Redis 7's XINFO fields, or busy
+            report("reader-retention", f"retention skipped for {settings.key!r} ({describe(exc)}); tried again later")
+            return
         trimmed, missed = int(reply[0]), int(reply[1])
         self._counts["trimmed"] += trimmed
         if missed:

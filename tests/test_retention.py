@@ -197,6 +197,29 @@ for worker in workers:
 """
 
 
+class TestScriptErrors:
+    def test_a_failing_script_does_not_stop_the_consumer(
+        self,
+        every_read: None,
+        monkeypatch: pytest.MonkeyPatch,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A server that cannot run the script (Redis 6.2 lacks its XINFO fields): records are read, nothing goes."""
+        monkeypatch.setattr(_retention, "_SCRIPT", "return redis.error_reply('ERR no retention here')")
+        name = new_logger_name()
+        write_stream(client, key, documents(1_000, name))
+        consumer = RedisLogConsumer(url=redis_server.url, key=key, retain=0, **FAST)
+        with collecting(name) as collector, running(consumer):
+            wait_for_numbers(collector, 1_000)
+            wait_until(lambda: consumer.stats()["acked"] == 1_000)
+        assert client.xlen(key) == 1_000
+        assert consumer.stats()["errors"] == 0
+        assert "retention skipped for" in capsys.readouterr().err
+
+
 class TestUnderFaults:
     def test_producers_consumers_and_a_restart_lose_nothing(
         self, every_read: None, own_server: EmbeddedRedis, key: str
