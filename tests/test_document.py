@@ -80,12 +80,18 @@ class TestSchema:
         assert document["env"] == "prod"
 
     def test_timestamp_is_iso_utc_with_microseconds(self) -> None:
-        """@timestamp is ISO-8601 UTC with six fractional digits and Z, equal to record.created."""
+        """@timestamp is ISO-8601 UTC with six fractional digits and Z: record.created, with the record's msecs.
+
+        Where rounding ``created`` to the microsecond would cross a millisecond (about one record in two
+        thousand), the record's own milliseconds win (see ``test_msecs_win_over_rounding``), so the two
+        can differ by up to a millisecond.
+        """
         record = make_record()
         document = encode(record)
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", document["@timestamp"])
         parsed = datetime.strptime(document["@timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        assert abs(parsed.timestamp() - record.created) < 1e-5
+        assert document["@timestamp"][20:23] == f"{int(record.msecs):03d}"
+        assert abs(parsed.timestamp() - record.created) < 1e-3
 
     @pytest.mark.parametrize(
         ("created", "expected"),
@@ -98,6 +104,13 @@ class TestSchema:
     def test_timestamp_rounding(self, created: float, expected: str) -> None:
         """Microseconds round correctly, carrying into the next second."""
         assert iso_timestamp(created) == expected
+
+    def test_msecs_win_over_rounding(self) -> None:
+        """Where rounding to the microsecond crosses a millisecond, the record's msecs (what asctime shows) win."""
+        created = 1_700_000_000.7339997  # rounds to .734000; logging's msecs is 733
+        assert iso_timestamp(created) == "2023-11-14T22:13:20.734000Z"
+        assert iso_timestamp(created, 733.0) == "2023-11-14T22:13:20.733000Z"
+        assert iso_timestamp(1_700_000_000.25, 250.0) == "2023-11-14T22:13:20.250000Z"
 
     def test_ids_are_unique_and_ordered(self) -> None:
         """Record ids share this process's producer id and carry an increasing sequence number."""
