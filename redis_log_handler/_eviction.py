@@ -10,14 +10,11 @@ warned, and nothing else changes.
 
 from __future__ import annotations
 
-import threading
-
 from ._diagnostics import report
 
 __all__ = ["evicting_policy", "warn_if_evicting"]
 
-_warned: set[tuple[str, str]] = set()
-_lock = threading.Lock()
+_warned: set[tuple[str, str]] = set()  # (who, key) already warned about; no lock: a race only repeats the line
 
 
 def evicting_policy(reply: object) -> str | None:
@@ -38,10 +35,9 @@ def warn_if_evicting(policy: str | None, key: str, who: str, *, ttl: bool = Fals
     """Say once per process for *who* and *key* that *policy* can evict the key whole (*ttl*: the key has one)."""
     if policy is None or not (policy.startswith("allkeys-") or (ttl and policy.startswith("volatile-"))):
         return
-    with _lock:
-        if (who, key) in _warned:
-            return
-        _warned.add((who, key))
+    if (who, key) in _warned:
+        return
+    _warned.add((who, key))
     report(
         f"{who}-eviction",
         f"Redis evicts keys under maxmemory-policy {policy}: when its memory is full it can remove the log key "

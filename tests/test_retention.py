@@ -13,6 +13,7 @@ import redis
 
 from redis_log_handler import RedisHandler, RedisLogConsumer, _retention, shard_keys
 from redis_log_handler._cli import main
+from redis_log_handler._eviction import warn_if_evicting
 from redis_log_handler._server import EmbeddedRedis
 
 from .conftest import wait_until
@@ -286,6 +287,25 @@ class TestTrimmedUnread:
 
 
 class TestEviction:
+    @pytest.mark.parametrize(
+        ("policy", "ttl", "warned"),
+        [
+            ("allkeys-lru", False, True),
+            ("allkeys-random", True, True),
+            ("volatile-lru", False, False),  # the log key has no time to live: never a candidate
+            ("volatile-ttl", True, True),
+            ("noeviction", True, False),
+            (None, True, False),  # CONFIG GET refused: nothing known, nothing said
+        ],
+    )
+    def test_which_policies_can_evict_the_key(
+        self, policy: str | None, ttl: bool, warned: bool, key: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """allkeys-* always can; volatile-* only a key with a ttl; the warning is said once per key."""
+        for _ in range(3):
+            warn_if_evicting(policy, key, "handler", ttl=ttl)
+        assert capsys.readouterr().err.count("Redis evicts keys") == (1 if warned else 0)
+
     @pytest.fixture
     def evicting(self, own_server: EmbeddedRedis) -> EmbeddedRedis:
         """A server of the test's own with ``maxmemory-policy allkeys-lru``."""
