@@ -149,7 +149,7 @@ def async_client(url: str, **overrides: Any) -> Any:
     if address.topology is Topology.SERVER:
         return redis.asyncio.Redis.from_url(url, **overrides)
     if address.topology is Topology.SENTINEL:
-        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             address.hosts, sentinel_kwargs=_sentinel_kwargs(address, overrides), **{**overrides, **address.options}
         )
         return sentinel.master_for(address.service)
@@ -163,10 +163,10 @@ def sync_client(url: str, **overrides: Any) -> Any:
     if address.topology is Topology.SERVER:
         return redis.Redis.from_url(url, **overrides)
     if address.topology is Topology.SENTINEL:
-        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             address.hosts, sentinel_kwargs=_sentinel_kwargs(address, overrides), **{**overrides, **address.options}
         )
-        return sentinel.master_for(address.service)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(address.service)  # type: ignore[no-untyped-call, unused-ignore]
     nodes = [redis.cluster.ClusterNode(host, port) for host, port in address.hosts]  # type: ignore[no-untyped-call]
     return redis.RedisCluster(startup_nodes=nodes, **{**_cluster_kwargs(overrides), **address.options})
 

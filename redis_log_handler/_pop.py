@@ -58,7 +58,7 @@ class ChannelListener:
 
     def __init__(self, client: redis.Redis, settings: ReaderSettings) -> None:
         self._settings = settings
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]
 
     def read(self, ack: list[EntryId]) -> list[Entry]:
         """The messages received so far, up to ``batch_size``, waiting up to ``block`` seconds for the first."""
