@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Entry", "EntryId", "raw_reply", "stream_entries"]
+__all__ = ["Entry", "EntryId", "as_text", "id_order", "raw_reply", "stream_entries"]
 
 EntryId = bytes | str
 Entry = tuple[EntryId | None, Any]
 """An entry's id (None where the source has none) and its payload: stream fields, or one list/channel element."""
+
+
+def as_text(value: Any) -> Any:
+    """*value* decoded if it is bytes (a raw reply's names and ids), else as it is."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def id_order(entry_id: object) -> tuple[int, int]:
+    """A stream entry id ``<ms>-<seq>`` as numbers, which order as the stream does."""
+    ms, seq = str(as_text(entry_id)).split("-")
+    return int(ms), int(seq)
 
 
 def raw_reply(response: Any, **_options: Any) -> Any:

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from ._entries import Entry, EntryId, raw_reply, stream_entries
+from ._entries import Entry, EntryId, as_text, raw_reply, stream_entries
 from ._prefetch import NewEntries
 from ._reader_config import ReaderSettings
 from ._retention import Retention
@@ -37,10 +37,6 @@ from ._retention import Retention
 __all__ = ["StreamGroup"]
 
 _LAG_REFRESH = 1.0  # seconds between two XINFO GROUPS calls for stats()["lag"]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class StreamGroup:
@@ -99,7 +95,7 @@ class StreamGroup:
             return self._lag
         self._next_lag = now + _LAG_REFRESH
         for group in self._client.xinfo_groups(self._settings.key):
-            if _text(group["name"]) == self._settings.group:
+            if as_text(group["name"]) == self._settings.group:
                 lag = group.get("lag")
                 self._lag = int(lag) if lag is not None else None
         return self._lag
@@ -142,7 +138,7 @@ class StreamGroup:
             start_id=self._claim_cursor,
             count=settings.batch_size,
         )
-        cursor, entries = _text(reply[0]), reply[1]
+        cursor, entries = as_text(reply[0]), reply[1]
         deleted = reply[2] if len(reply) > 2 else []  # Redis 7+: ids of entries deleted while pending
         self._counts["deleted_pending"] += len(deleted)
         if cursor == "0-0":

@@ -18,23 +18,10 @@ from typing import Any
 import redis
 import redis.exceptions
 
+from ._entries import as_text, id_order
 from ._tail_format import escape
 
 __all__ = ["key_report", "report_lines"]
-
-
-def _text(value: Any) -> Any:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
-def _id_time(entry_id: Any) -> float:
-    return int(str(_text(entry_id)).split("-")[0]) / 1000
-
-
-def _older(a: str, b: str) -> bool:
-    a_ms, a_seq = (int(part) for part in a.split("-"))
-    b_ms, b_seq = (int(part) for part in b.split("-"))
-    return (a_ms, a_seq) < (b_ms, b_seq)
 
 
 def _unread_removed(stream: dict[str, Any], group: dict[str, Any]) -> int | None:
@@ -43,10 +30,10 @@ def _unread_removed(stream: dict[str, Any], group: dict[str, Any]) -> int | None
     if read is None or added is None:
         return None
     first = stream.get("first-entry")
-    delivered = str(_text(group["last-delivered-id"]))
-    if first and _older(delivered, str(_text(first[0]))):
+    delivered = str(as_text(group["last-delivered-id"]))
+    if first and id_order(delivered) < id_order(first[0]):
         return max(0, int(added) - int(length) - int(read))
-    if delivered == str(_text(stream.get("last-generated-id"))):
+    if delivered == str(as_text(stream.get("last-generated-id"))):
         return max(0, int(added) - int(read))
     return 0
 
@@ -54,7 +41,7 @@ def _unread_removed(stream: dict[str, Any], group: dict[str, Any]) -> int | None
 def key_report(client: redis.Redis, key: str, now: float | None = None) -> dict[str, Any] | None:
     """The key's type, length, memory and (streams) oldest entry's age and groups; None if it does not exist."""
     now = time.time() if now is None else now
-    kind = _text(client.type(key))
+    kind = as_text(client.type(key))
     if kind == "none":
         return None
     report: dict[str, Any] = {"key": key, "type": kind}
@@ -69,18 +56,18 @@ def key_report(client: redis.Redis, key: str, now: float | None = None) -> dict[
         return report
     report["length"] = client.xlen(key)
     oldest = client.xrange(key, count=1)
-    report["oldest_age"] = now - _id_time(oldest[0][0]) if oldest else None
+    report["oldest_age"] = now - id_order(oldest[0][0])[0] / 1000 if oldest else None
     try:
-        stream = {_text(name): value for name, value in client.xinfo_stream(key).items()}
+        stream = {as_text(name): value for name, value in client.xinfo_stream(key).items()}
         groups = client.xinfo_groups(key)
     except redis.exceptions.ResponseError:
         return report
     report["groups"] = [
         {
-            "name": _text(group["name"]),
+            "name": as_text(group["name"]),
             "pending": group["pending"],
             "lag": group.get("lag"),
-            "trimmed_unread": _unread_removed(stream, {_text(k): v for k, v in group.items()}),
+            "trimmed_unread": _unread_removed(stream, {as_text(k): v for k, v in group.items()}),
         }
         for group in groups
     ]
