@@ -38,7 +38,7 @@ MUTANTS = [
     Mutant(
         "a",
         "back-pressure: a logging thread past the high-water mark lets a writer that could run run",
-        "_backpressure.py",
+        "_writer/backpressure.py",
         "    with _turn:\n        if still_needed():\n            _turn.wait(timeout)",
         "    return",
         ("tests/test_intake.py::TestSteppingAside", "tests/test_load.py::test_unpaced_producers_lose_nothing"),
@@ -46,7 +46,7 @@ MUTANTS = [
     Mutant(
         "b",
         "spill: a full memory buffer moves records to disk instead of dropping them",
-        "_intake.py",
+        "_writer/intake.py",
         "if len(self._buffer) < self.capacity or self._move_to_disk(_MOVE_CHUNK):",
         "if len(self._buffer) < self.capacity:",
         ("tests/test_load.py::test_redis_frozen_mid_run", "tests/test_spill.py"),
@@ -54,7 +54,7 @@ MUTANTS = [
     Mutant(
         "c",
         "a batch counts as written only once Redis replied",
-        "_delivery.py",
+        "_writer/delivery.py",
         "        except Exception as exc:\n            unknown = isinstance(exc, OutcomeUnknown)",
         "        except Exception as exc:\n            self._settle(trip, [None] * len(trip.indexes_to_send()), 0)\n"
         "            unknown = isinstance(exc, OutcomeUnknown)",
@@ -63,7 +63,7 @@ MUTANTS = [
     Mutant(
         "d",
         "the consumer acknowledges an entry only once it was handled",
-        "_reader.py",
+        "_reader/consumer.py",
         "                    to_ack += batch.to_ack",
         "                    to_ack += [entry[0] for entry in batch.entries if entry[0] is not None]",
         ("tests/test_reader.py", "tests/test_consume.py"),
@@ -71,7 +71,7 @@ MUTANTS = [
     Mutant(
         "e",
         "an integer outside 64 bits in an extra field does not cost the record",
-        "_json.py",
+        "_shared/json.py",
         "return value if _INT_MIN <= value <= _INT_MAX else str(value)",
         "return value",
         ("tests/test_extra_values.py",),
@@ -79,7 +79,7 @@ MUTANTS = [
     Mutant(
         "f",
         "the logging call never waits on Redis",
-        "_handler.py",
+        "_writer/handler.py",
         "            shipper.intake.put(frame(self._encoder.encode(document)))\n",
         "            shipper.intake.put(frame(self._encoder.encode(document)))\n            self.flush(1.5)\n",
         (
@@ -90,7 +90,7 @@ MUTANTS = [
     Mutant(
         "g",
         "retention removes no entry another group has read and not acknowledged",
-        "_retention.py",
+        "_reader/retention.py",
         "  if group['pending'] > 0 then",
         "  if false then",
         ("tests/test_retention.py::TestTrimming",),

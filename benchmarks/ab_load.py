@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 _BENCHMARKS = Path(__file__).resolve().parent
 

@@ -31,7 +31,7 @@ import redis
 from common import MESSAGE
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._tail import print_last
+from redis_log_handler._cli.tail import print_last
 
 _CONSUMER_CHILD = """
 import logging, sys

@@ -21,7 +21,7 @@ import redis
 from common import MESSAGE, new_logger
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 
 def _used(client: redis.Redis) -> int:

@@ -20,8 +20,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from redis_log_handler._document import stdlib_document
-from redis_log_handler._encoding import DocumentEncoder
+from redis_log_handler._schema.document import stdlib_document
+from redis_log_handler._schema.encoding import DocumentEncoder
 
 Finish = Callable[[], None]
 

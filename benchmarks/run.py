@@ -40,7 +40,7 @@ import sustained
 from common import MESSAGE, new_logger, percentiles, run_threads
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis, _free_port
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 Factory = Callable[[str], "tuple[logging.Handler, Callable[[], None]] | None"]
@@ -194,8 +194,8 @@ def adapters(url: str, records: int, thread_counts: list[int], reps: int) -> lis
     except ImportError:
         return []
     from redis_log_handler import LoguruSink, StructlogProcessor  # noqa: PLC0415
-    from redis_log_handler._encoding import DocumentEncoder  # noqa: PLC0415
-    from redis_log_handler._sources import loguru_document, structlog_document  # noqa: PLC0415
+    from redis_log_handler._schema.encoding import DocumentEncoder  # noqa: PLC0415
+    from redis_log_handler._schema.sources import loguru_document, structlog_document  # noqa: PLC0415
 
     encoder = DocumentEncoder({}, 262_144)
 
@@ -486,7 +486,7 @@ def print_report(results: dict[str, Any]) -> None:
 def _environment(url: str) -> dict[str, Any]:
     info = redis.Redis.from_url(url).info("server")
     server = info.get("valkey_version") and f"valkey-server {info['valkey_version']}"
-    from redis_log_handler._json import BACKEND  # noqa: PLC0415
+    from redis_log_handler._shared.json import BACKEND  # noqa: PLC0415
 
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",

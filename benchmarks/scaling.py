@@ -37,7 +37,7 @@ import redis
 from common import MESSAGE, new_logger
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.topologies import Cluster

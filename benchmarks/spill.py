@@ -19,7 +19,7 @@ import peers
 from common import MESSAGE, new_logger, percentiles, run_threads
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import _free_port
+from redis_log_handler.testing import _free_port
 
 BUFFER = 10_000
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._flush_all import flush_all
-from ._handler import RedisHandler
-from ._log_record import to_log_record
-from ._loguru import LoguruSink
-from ._reader import RedisLogConsumer
-from ._shards import shard_keys
-from ._structlog import StructlogProcessor
+from ._reader.consumer import RedisLogConsumer
+from ._schema.log_record import to_log_record
+from ._shared.shards import shard_keys
+from ._writer.flush_all import flush_all
+from ._writer.handler import RedisHandler
+from ._writer.loguru_sink import LoguruSink
+from ._writer.structlog_processor import StructlogProcessor
 
 try:
     __version__ = version("redis-log-bridge")

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._live import live_handlers
+from ._writer.live import live_handlers
 
 __all__ = ["register_opentelemetry", "register_prometheus"]
 

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, _diagnostics, _intake
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import RedisHandler
+from redis_log_handler._shared import diagnostics as _diagnostics
+from redis_log_handler._writer import intake as _intake
+from redis_log_handler.testing import EmbeddedRedis
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 

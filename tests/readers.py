@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from redis_log_handler import RedisLogConsumer
-from redis_log_handler._document import iso_timestamp, new_document
+from redis_log_handler._schema.document import iso_timestamp, new_document
 
 from .conftest import wait_until
 
@@ -22,9 +22,10 @@ def documents(count: int, logger: str, start: int = 0) -> list[dict[str, Any]]:
     """*count* schema-1 documents from *logger*, their messages numbered from *start*."""
     return [
         new_document(
-            iso_timestamp(1_700_000_000 + number),
-            "INFO", 20, logger, f"record {number}", "stdlib", "app", "work", 7, "/srv/app.py",
-            1, "MainProcess", 2, "MainThread", None, None, {"number": number},
+            timestamp=iso_timestamp(1_700_000_000 + number), level="INFO", levelno=20, logger=logger,
+            message=f"record {number}", source="stdlib", module="app", function="work", line=7, file="/srv/app.py",
+            process=1, process_name="MainProcess", thread=2, thread_name="MainThread", exception=None, stack=None,
+            extra={"number": number},
         )
         for number in range(start, start + count)
     ]  # fmt: skip

@@ -8,8 +8,8 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._cli import main
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler._cli.main import main
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import log_through, read_list, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_list, write_stream

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._address import Topology, parse_address, redact_url
+from redis_log_handler._shared.address import Topology, parse_address, redact_url
 
 
 class TestSentinelUrls:

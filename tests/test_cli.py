@@ -16,9 +16,9 @@ import pytest
 import redis
 
 import redis_log_handler
-from redis_log_handler._cli import main
-from redis_log_handler._config import DEFAULT_URL
-from redis_log_handler._server import EmbeddedRedis, _free_port
+from redis_log_handler._cli.main import main
+from redis_log_handler._shared.checks import DEFAULT_URL
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .conftest import read_stream
 

@@ -17,7 +17,7 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from redis_log_handler import RedisHandler, RedisLogConsumer, shard_keys
-from redis_log_handler._cli import main
+from redis_log_handler._cli.main import main
 
 from .helpers import LOGGED_DURING_FAILOVER, log_through_change
 from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream

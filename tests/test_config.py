@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._config import _CHECKS, DEFAULT_URL, Settings
-from redis_log_handler._fork import callbacks_registered
-from redis_log_handler._server import _free_port
+from redis_log_handler._shared.checks import DEFAULT_URL
+from redis_log_handler._shared.fork import callbacks_registered
+from redis_log_handler._writer.settings import _CHECKS, WriterSettings
+from redis_log_handler.testing import _free_port
 
 
 class TestValidation:
@@ -93,18 +94,18 @@ class TestValidation:
 
 class TestOneListOfParameters:
     def test_signature_matches_the_settings(self) -> None:
-        """RedisHandler's keyword arguments are Settings' fields with the same defaults and order, plus level."""
+        """RedisHandler's keyword arguments are WriterSettings' fields with the same defaults and order, plus level."""
         parameters = inspect.signature(RedisHandler.__init__).parameters
         handler_own = [(name, p.default) for name, p in parameters.items() if name not in ("self", "level")]
-        settings = [(field.name, field.default) for field in dataclasses.fields(Settings)]
+        settings = [(field.name, field.default) for field in dataclasses.fields(WriterSettings)]
         assert handler_own == settings
         assert parameters["level"].default == logging.NOTSET
 
     def test_every_parameter_is_checked_and_documented(self) -> None:
         """Each parameter has a check, and a row in the configuration reference."""
         reference = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-        assert set(_CHECKS) == set(Settings.names())
-        for name in [*Settings.names(), "level"]:
+        assert set(_CHECKS) == set(WriterSettings.names())
+        for name in [*WriterSettings.names(), "level"]:
             assert f"| `{name}` |" in reference, name
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from redis_log_handler._document import iso_timestamp, new_document, stdlib_document
-from redis_log_handler._encoding import DocumentEncoder
+from redis_log_handler._schema.document import iso_timestamp, new_document, stdlib_document
+from redis_log_handler._schema.encoding import DocumentEncoder
 
 SCHEMA_KEYS = {
     "@timestamp",
@@ -114,7 +114,11 @@ class TestSchema:
 
     def test_ids_are_unique_and_ordered(self) -> None:
         """Record ids share this process's producer id and carry an increasing sequence number."""
-        make = lambda: new_document("", "INFO", 20, None, "", "stdlib", *[None] * 10, {})["id"]  # noqa: E731
+        fields = dict.fromkeys(("logger", "module", "function", "line", "file", "process", "process_name"), None)
+        fields |= dict.fromkeys(("thread", "thread_name", "exception", "stack"), None)
+        make = lambda: new_document(  # noqa: E731
+            timestamp="", level="INFO", levelno=20, message="", source="stdlib", extra={}, **fields
+        )["id"]
         first, second = make(), make()
         producer, number = first.rsplit("-", 1)
         assert second == f"{producer}-{int(number) + 1}"

@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler, RedisLogConsumer, to_log_record
-from redis_log_handler._cli import main
-from redis_log_handler._document import stdlib_document
-from redis_log_handler._ecs import from_ecs, to_ecs
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler._cli.main import main
+from redis_log_handler._schema.document import stdlib_document
+from redis_log_handler._schema.ecs import from_ecs, to_ecs
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 from .readers import Keep, collecting, produced, running

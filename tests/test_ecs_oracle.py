@@ -21,7 +21,7 @@ import structlog
 from loguru import logger as loguru_logger
 
 from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_stream
 

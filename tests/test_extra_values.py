@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loguru import logger as loguru_logger
 
-from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor, _json
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
+from redis_log_handler._shared import json as _json
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_stream
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
 from .helpers import Freeze

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis, _free_port
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .conftest import read_list, wait_until
 

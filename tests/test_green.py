@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_list
 
@@ -38,8 +38,8 @@ _SCRIPT = """
 
     import json, logging, time
     from redis_log_handler import RedisHandler
-    from redis_log_handler._runtime import get_runtime
-    from redis_log_handler._native import get_ident
+    from redis_log_handler._writer.runtime import get_runtime
+    from redis_log_handler._shared.native import get_ident
 
     url, key = sys.argv[1:3]
     handler = RedisHandler(

@@ -19,10 +19,10 @@ import redis
 import redis.asyncio
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._config import Settings
-from redis_log_handler._consumer import trip_sizes
-from redis_log_handler._runtime import get_runtime
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler._writer.runtime import get_runtime
+from redis_log_handler._writer.settings import WriterSettings
+from redis_log_handler._writer.trip import trip_sizes
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
 
@@ -276,7 +276,7 @@ class TestConcurrency:
     def test_handlers_share_one_runtime_thread(
         self, redis_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
     ) -> None:
-        """Two handlers run their consumers on the same single background thread."""
+        """Two handlers run their drain tasks on the same single background thread."""
         first = make_handler(url=redis_server.url, key=key)
         second = make_handler(url=redis_server.url, key=key + ":2", mode="list")
         logger.addHandler(first)
@@ -320,7 +320,7 @@ class TestRoundTrips:
             (1000, 10): (160, 40),
         }
         for (buffer_size, batch_size), expected in sizes.items():
-            assert trip_sizes(Settings.build(buffer_size=buffer_size, batch_size=batch_size)) == expected
+            assert trip_sizes(WriterSettings.build(buffer_size=buffer_size, batch_size=batch_size)) == expected
 
 
 class TestOverflow:
@@ -425,7 +425,7 @@ class TestOverflow:
             server.start()
             assert handler.flush(10) is False
             delivered = [int(d["message"]) for d in read_list(redis.Redis.from_url(server.url), key)]
-            # The first buffer_size records are never refused; once the consumer
+            # The first buffer_size records are never refused; once the drain task
             # takes a batch out, later records may fill the room it freed.
             assert delivered[:100] == list(range(100))
             assert delivered == sorted(delivered)

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._cli import main
-from redis_log_handler._document import producer_id
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler._cli.main import main
+from redis_log_handler._schema.document import producer_id
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 

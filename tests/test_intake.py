@@ -13,13 +13,16 @@ from collections.abc import Callable
 
 import pytest
 
-from redis_log_handler import _backpressure, _intake, _redis
-from redis_log_handler._config import Settings
-from redis_log_handler._delivery import BACKOFF_BASE, BACKOFF_CAP, Trip, backoff_delay, spill_due
-from redis_log_handler._intake import Intake
-from redis_log_handler._ledger import Ledger, Places, SpillCounts
-from redis_log_handler._redis import BatchWriter
-from redis_log_handler._writer_socket import WriterSocket
+from redis_log_handler._writer import backpressure as _backpressure
+from redis_log_handler._writer import intake as _intake
+from redis_log_handler._writer.delivery import BACKOFF_BASE, BACKOFF_CAP, backoff_delay, spill_due
+from redis_log_handler._writer.intake import Intake
+from redis_log_handler._writer.ledger import Ledger, Places, SpillCounts
+from redis_log_handler._writer.settings import WriterSettings
+from redis_log_handler._writer.transport import batch_writer as _batch_writer
+from redis_log_handler._writer.transport.batch_writer import BatchWriter
+from redis_log_handler._writer.transport.socket import WriterSocket
+from redis_log_handler._writer.trip import Trip
 
 from .conftest import connection_over, wait_until
 
@@ -71,7 +74,7 @@ def put_numbers(intake: Intake, count: int, start: int = 0) -> None:
 
 
 def drain(intake: Intake, disk: FakeDisk | None = None) -> list[bytes]:
-    """Everything in the order the consumer sends it: the disk first, then memory."""
+    """Everything in the order the drain task sends it: the disk first, then memory."""
     replayed = list(disk.records) if disk is not None else []
     if disk is not None:
         disk.records.clear()
@@ -100,8 +103,8 @@ class TestOverflowWithoutDisk:
         put_numbers(intake, 5)
         assert ledger.rejected.value() == 1
 
-    def test_block_resumes_when_the_consumer_takes(self) -> None:
-        """A caller blocked on a full buffer goes on as soon as the consumer takes records."""
+    def test_block_resumes_when_the_drain_task_takes(self) -> None:
+        """A caller blocked on a full buffer goes on as soon as the drain task takes records."""
         intake, ledger, _ = make_intake("block", block_timeout=30.0)
         put_numbers(intake, 4)
         caller = threading.Thread(target=put_numbers, args=(intake, 1, 4))
@@ -168,19 +171,19 @@ class TestMovingToDisk:
 
 
 class TestWakeHints:
-    def test_first_record_and_each_full_round_trip_wake_the_consumer(self) -> None:
-        """An idle consumer is woken by the first record, then only by the record that fills a round trip."""
+    def test_first_record_and_each_full_round_trip_wake_the_drain_task(self) -> None:
+        """An idle drain task is woken by the first record, then only by the record that fills a round trip."""
         intake, _, wakes = make_intake(capacity=100)
         put_numbers(intake, 1)
         assert len(wakes) == 1
         put_numbers(intake, 5, start=1)
-        assert len(wakes) == 2  # the second filled a round trip of two; no more until the consumer waits again
+        assert len(wakes) == 2  # the second filled a round trip of two; no more until the drain task waits again
         intake.fill_wake_done()
         put_numbers(intake, 1, start=6)
         assert len(wakes) == 3
 
-    def test_idle_consumer_does_not_sleep_on_records(self) -> None:
-        """set_idle() says not to sleep when records are waiting, and the next record wakes an idle consumer."""
+    def test_an_idle_drain_task_does_not_sleep_on_records(self) -> None:
+        """set_idle() says not to sleep when records are waiting, and the next record wakes an idle drain task."""
         intake, _, wakes = make_intake(capacity=100)
         put_numbers(intake, 1)
         assert intake.set_idle() is False
@@ -291,23 +294,23 @@ class TestSteppingAside:
 class TestWriterReadiness:
     def test_can_resume_follows_what_the_write_waits_for(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Connecting with a loop that could run, a reply that has come, room to send: the writer could run."""
-        settings = Settings.build(url="redis://127.0.0.1:1/0")
+        settings = WriterSettings.build(url="redis://127.0.0.1:1/0")
         writer = BatchWriter(None, settings, settings.key)
         ours, server = socket.socketpair()
         loop_could_run = [True]
-        monkeypatch.setattr(_redis, "loop_could_run", lambda: loop_could_run[0])
+        monkeypatch.setattr(_batch_writer, "loop_could_run", lambda: loop_could_run[0])
         try:
             writer._socket = WriterSocket(connection_over(ours))
             assert writer.can_resume() is True  # waiting for nothing
-            writer._waiting = _redis._CONNECTING
+            writer._waiting = _batch_writer._CONNECTING
             assert writer.can_resume() is True
             loop_could_run[0] = False
             assert writer.can_resume() is False  # connecting, and the loop waits with nothing come yet
-            writer._waiting = _redis._AWAITING_REPLY
+            writer._waiting = _batch_writer._AWAITING_REPLY
             assert writer.can_resume() is False
             server.send(b":1000\r\n")
             assert writer.can_resume() is True
-            writer._waiting = _redis._SENDING
+            writer._waiting = _batch_writer._SENDING
             assert writer.can_resume() is True  # room in the socket's send buffer
             writer._socket = WriterSocket(object())
             assert writer.can_resume() is False  # no socket to look at: assume a wait on Redis

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from redis_log_handler import to_log_record
-from redis_log_handler._document import stdlib_document
+from redis_log_handler._schema.document import stdlib_document
 
 from .readers import Keep, produced
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis, _free_port
 from redis_log_handler.metrics import register_opentelemetry, register_prometheus
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 prometheus_client = pytest.importorskip("prometheus_client")
 metrics_sdk = pytest.importorskip("opentelemetry.sdk.metrics")

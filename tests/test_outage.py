@@ -14,8 +14,9 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, _redis
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import RedisHandler
+from redis_log_handler._writer.transport import batch_writer as _batch_writer
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
 from .helpers import Freeze
@@ -128,7 +129,7 @@ class TestRestart:
             wait_until(
                 lambda: (
                     delivery._writer is not None
-                    and delivery._writer._waiting == _redis._CONNECTING
+                    and delivery._writer._waiting == _batch_writer._CONNECTING
                     and intake.writer_waits is not None
                     and not intake.writer_waits()
                 )
@@ -146,7 +147,8 @@ class TestRestart:
 _CHILD = textwrap.dedent(
     """
     import logging, os, signal, sys, time
-    from redis_log_handler import RedisHandler, _intake
+    from redis_log_handler import RedisHandler
+    from redis_log_handler._writer import intake as _intake
 
     url, key, count, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     handler = RedisHandler(url=url, key=key, mode="list", close_timeout=float(os.environ.get("CLOSE_TIMEOUT", "5")))

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from redis_log_handler import RedisLogConsumer, shard_keys
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 from .readers import (

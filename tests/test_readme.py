@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_list, read_stream, wait_until
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 from .readers import new_logger_name

@@ -11,17 +11,13 @@ import pytest
 import redis
 import redis.exceptions
 
-from redis_log_handler import RedisHandler, _redis
-from redis_log_handler._commands import _STREAM_SCRIPT
-from redis_log_handler._config import Settings
-from redis_log_handler._redis import (
-    BatchWriter,
-    Outcome,
-    classify,
-    create_client,
-    supports_idempotent_xadd,
-)
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import RedisHandler
+from redis_log_handler._writer.settings import WriterSettings
+from redis_log_handler._writer.transport import batch_writer as _batch_writer
+from redis_log_handler._writer.transport.batch_commands import _STREAM_SCRIPT
+from redis_log_handler._writer.transport.batch_writer import BatchWriter, create_client, supports_idempotent_xadd
+from redis_log_handler._writer.transport.classify import Outcome, classify
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_stream
 
@@ -78,8 +74,8 @@ class TestIdempotentWrites:
     ) -> None:
         """The first connection (which the pool hands out connected) is asked, and so is each reconnection."""
         asked: list[bytes] = []
-        monkeypatch.setattr(_redis, "supports_idempotent_xadd", lambda info: asked.append(info) or True)
-        settings = Settings.build(url=redis_server.url, key=key)
+        monkeypatch.setattr(_batch_writer, "supports_idempotent_xadd", lambda info: asked.append(info) or True)
+        settings = WriterSettings.build(url=redis_server.url, key=key)
         writer = BatchWriter(create_client(settings), settings, key)
 
         async def connect_twice() -> tuple[bool, bool]:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._failover import RecentWrites, replication_history
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler._writer.replicas import RecentWrites, replication_history
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import log_through, wait_until
 from .topologies import node_client

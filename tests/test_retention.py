@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_log_handler import RedisHandler, RedisLogConsumer, _retention, shard_keys
-from redis_log_handler._cli import main
-from redis_log_handler._eviction import warn_if_evicting
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import RedisHandler, RedisLogConsumer, shard_keys
+from redis_log_handler._cli.main import main
+from redis_log_handler._reader import retention as _retention
+from redis_log_handler._shared.eviction import warn_if_evicting
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from redis_log_handler._runtime import _Resolver, _RuntimeLoop, get_runtime
+from redis_log_handler._writer.runtime import _Resolver, _RuntimeLoop, get_runtime
 
 
 class _CountingSocket:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._cli import main
+from redis_log_handler._cli.main import main
 
 from .conftest import wait_until
 from .helpers import LOGGED_DURING_FAILOVER, log_through_change

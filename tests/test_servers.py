@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_log_handler._server import EmbeddedRedis, _free_port
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .conftest import read_list, wait_until
 

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._server import EmbeddedRedis
-from redis_log_handler._spill import Spill
-from redis_log_handler._wire import frame
+from redis_log_handler._writer.spill.spill import Spill
+from redis_log_handler._writer.transport.resp import frame
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_stream, wait_until
 
@@ -87,8 +87,8 @@ class TestSpill:
 
 _WRITER = """
     import os, sys
-    from redis_log_handler._spill import Spill
-    from redis_log_handler._wire import frame
+    from redis_log_handler._writer.spill.spill import Spill
+    from redis_log_handler._writer.transport.resp import frame
 
     spill = Spill(sys.argv[1], "logs", "stream", max_bytes=1 << 20)
     spill.store([frame(b"%08d" % number) for number in range(int(sys.argv[2]))])
@@ -110,7 +110,8 @@ def spill_and_die(directory: Path, count: int, committed: int = 0) -> None:
 def adopt_in_another_process(directory: Path, key: str) -> int:
     """How many segments of *key* a separate process can adopt from *directory* now."""
     script = (
-        f"from redis_log_handler._spill import Spill\nprint(Spill({str(directory)!r}, {key!r}, 'stream', 1).adopt())"
+        "from redis_log_handler._writer.spill.spill import Spill\n"
+        f"print(Spill({str(directory)!r}, {key!r}, 'stream', 1).adopt())"
     )
     return int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
 
@@ -198,7 +199,7 @@ _SPILLING_PROCESS = """
         log.info("%s %d", os.environ.get("NAME", "first"), number)
     deadline = time.monotonic() + 30
     while handler.stats()["spilled"] < count and time.monotonic() < deadline:
-        handler.flush(0.05)  # waits on the consumer; Redis is down, so this only paces the loop
+        handler.flush(0.05)  # waits on the drain task; Redis is down, so this only paces the loop
     print(handler.stats()["spilled"], flush=True)
     if end == "kill":
         os.kill(os.getpid(), signal.SIGKILL)

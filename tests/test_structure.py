@@ -1,4 +1,4 @@
-"""The package's shape: no import cycles, and the leaves of docs/how-it-works.md import no more than it says."""
+"""The package's shape: folder rules, no import cycles, small modules, and the layout page in step with the code."""
 
 from __future__ import annotations
 
@@ -7,87 +7,114 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "redis_log_handler"
+from .layout_page import PACKAGE, layout_page
+
+ROOT = PACKAGE.parent
+MAX_LINES = 400
+
+# What each folder may import of the package besides itself. The top-level public modules
+# (``__init__``, ``metrics``, ``testing``, ``integrations``) are the package's face: they import inward.
+MAY_IMPORT = {
+    "_shared": set(),
+    "_schema": {"_shared"},
+    "_writer": {"_schema", "_shared"},
+    "_reader": {"_schema", "_shared"},
+    "_cli": {"_writer", "_reader", "_schema", "_shared", "testing", "__init__"},
+}
 
 
-def imports(module: str) -> set[str]:
-    """Every module *module* imports: package modules as ``_name``, others by their top-level name."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    found = set()
-    for node in ast.walk(tree):
+def module_name(path: Path) -> str:
+    """The dotted name of *path* inside the package (``_writer.spill.spill``; ``__init__`` for the package)."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(module: str, source: str | None = None) -> tuple[set[str], set[str]]:
+    """The package's modules *module* imports (dotted names), and the other top-level packages it imports.
+
+    *source* stands in for the module's own text (to check that a crossing is seen).
+    """
+    path = MODULES[module] if module in MODULES else PACKAGE / (module.replace(".", "/") + ".py")
+    package = module.split(".") if path.name == "__init__.py" and module != "__init__" else module.split(".")[:-1]
+    own: set[str] = set()
+    others: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                found.add(node.module or "")
-            elif node.module and node.module != "__future__":
-                found.add(node.module.split(".")[0])
+                base = package[: len(package) - node.level + 1]
+                target = [*base, *node.module.split(".")] if node.module else base
+            elif node.module and node.module.startswith("redis_log_handler"):
+                target = node.module.split(".")[1:]
+            else:
+                if node.module and node.module != "__future__":
+                    others.add(node.module.split(".")[0])
+                continue
+            names = [".".join([*target, alias.name]) for alias in node.names]
+            own.update([name for name in names if name in MODULES] or [".".join(target) or "__init__"])
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-    return found
+            for alias in node.names:
+                if alias.name.startswith("redis_log_handler."):
+                    own.add(alias.name.removeprefix("redis_log_handler."))
+                else:
+                    others.add(alias.name.split(".")[0])
+    return {name for name in own if name in MODULES} - {module}, others
 
 
-def package_imports(module: str) -> set[str]:
-    """The package's own modules that *module* imports."""
-    return {name for name in imports(module) if (PACKAGE / f"{name}.py").exists()}
+def folder(module: str) -> str:
+    return module.split(".", maxsplit=1)[0]
+
+
+@pytest.mark.parametrize("module", [name for name in MODULES if folder(name) in MAY_IMPORT])
+def test_each_folder_imports_only_what_its_rule_allows(module: str) -> None:
+    """_shared imports nothing of the package, _schema only _shared, the writer and the reader never each other."""
+    allowed = MAY_IMPORT[folder(module)] | {folder(module)}
+    crossing = {name for name in imports(module)[0] if folder(name) not in allowed}
+    assert not crossing, f"{module} imports {sorted(crossing)}"
+
+
+def test_no_private_module_at_the_top_level() -> None:
+    """The top level holds the public modules and the folders; every private module lives in a folder."""
+    loose = [path.name for path in PACKAGE.glob("_*.py") if path.name not in ("__init__.py", "__main__.py")]
+    assert not loose
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_modules_stay_small(module: str) -> None:
+    """No module grows past 400 lines: one module, one job."""
+    assert len(MODULES[module].read_text().splitlines()) <= MAX_LINES
+
+
+@pytest.mark.parametrize("module", list(MODULES))
+def test_every_module_says_what_it_holds(module: str) -> None:
+    """Every module and folder has a docstring: the layout page is built from them."""
+    assert ast.get_docstring(ast.parse(MODULES[module].read_text()))
 
 
 @pytest.mark.parametrize(
-    ("module", "allowed"),
-    [
-        ("_fork", set()),
-        ("_native", set()),
-        ("_wire", set()),
-        ("_segments", set()),
-        ("_json", set()),
-        ("_counters", {"_native"}),
-        ("_inside", set()),
-        ("_intake", {"_ledger", "_backpressure", "_native"}),
-        ("_backpressure", {"_fork", "_native"}),
-        ("_ledger", {"_counters"}),
-        ("_encoding", {"_json", "_ecs"}),
-        ("_ecs", set()),
-        ("_entries", set()),
-        ("_trace", set()),
-        ("_live", set()),
-        ("_recent", set()),
-        ("_log_record", {"_ecs"}),
-    ],
+    "module", ["_writer.intake", "_writer.handler", "_writer.shipper", "_writer.drain", "_writer.spill.spill"]
 )
-def test_leaf_modules_import_only_what_the_module_map_says(module: str, allowed: set[str]) -> None:
-    """A leaf of the data path imports no more of the package than the module map allows."""
-    assert package_imports(module) <= allowed
+def test_no_redis_on_the_writers_side_of_the_transport(module: str) -> None:
+    """Only the writer's transport (and delivery, through it) talks to redis-py."""
+    assert "redis" not in imports(module)[1]
 
 
-@pytest.mark.parametrize("module", ["_intake", "_handler", "_shipper", "_consumer", "_spill", "_segments"])
-def test_no_redis_where_the_map_says_none(module: str) -> None:
-    """Only _delivery's side of the data path talks to redis-py."""
-    assert "redis" not in imports(module)
-
-
-@pytest.mark.parametrize("module", ["_intake", "_handler", "_spill", "_segments", "_document", "_sources"])
+@pytest.mark.parametrize(
+    "module",
+    ["_writer.intake", "_writer.handler", "_writer.spill.spill", "_writer.spill.segments", "_schema.document"],
+)
 def test_no_asyncio_on_the_callers_side(module: str) -> None:
     """What runs on the application's threads never imports asyncio."""
-    assert "asyncio" not in imports(module)
-
-
-READER_SIDE = [
-    "_reader", "_reader_config", "_group", "_prefetch", "_entries", "_pop", "_dead_letter", "_recent",
-    "_log_record", "_tail", "_tail_format", "_consume_command", "_shard_feed", "_retention", "_key_report",
-]  # fmt: skip
-WRITER_SIDE = {
-    "_handler", "_intake", "_shipper", "_consumer", "_delivery", "_runtime", "_redis", "_endpoint", "_commands",
-    "_spill", "_flush",
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("module", READER_SIDE)
-def test_the_reader_side_stands_apart(module: str) -> None:
-    """The reader side shares the schema and the URL checks with the writer, not its runtime or delivery."""
-    assert not package_imports(module) & WRITER_SIDE
+    assert "asyncio" not in imports(module)[1]
 
 
 def test_no_import_cycles() -> None:
     """The package's import graph has no cycle."""
-    graph = {path.stem: package_imports(path.stem) for path in PACKAGE.glob("*.py")}
+    graph = {module: imports(module)[0] for module in MODULES}
     visiting: list[str] = []
     done: set[str] = set()
 
@@ -96,10 +123,27 @@ def test_no_import_cycles() -> None:
             return
         assert module not in visiting, " -> ".join([*visiting[visiting.index(module) :], module])
         visiting.append(module)
-        for imported in graph.get(module, set()):
+        for imported in graph[module]:
             visit(imported)
         visiting.pop()
         done.add(module)
 
     for module in graph:
         visit(module)
+
+
+def test_a_crossing_is_seen() -> None:
+    """The import reader finds the package's modules however they are imported, so a crossing cannot hide."""
+    source = (
+        "from redis_log_handler._writer.intake import Intake\n"
+        "from .._writer import drain\n"
+        "from .settings import ReaderSettings\n"
+        "import redis_log_handler._schema.document\n"
+    )
+    found = imports("_reader.new_module", source)[0]
+    assert found == {"_writer.intake", "_writer.drain", "_reader.settings", "_schema.document"}
+
+
+def test_the_layout_page_is_built_from_the_docstrings() -> None:
+    """docs/layout.md is what tests/layout_page.py builds from the package (run it to rewrite the page)."""
+    assert (ROOT / "docs" / "layout.md").read_text() == layout_page()

@@ -14,10 +14,10 @@ import time
 import pytest
 import redis
 
-from redis_log_handler._cli import main
-from redis_log_handler._document import iso_timestamp
-from redis_log_handler._server import EmbeddedRedis
-from redis_log_handler._tail_format import escape, text_lines
+from redis_log_handler._cli.main import main
+from redis_log_handler._cli.tail_format import escape, text_lines
+from redis_log_handler._schema.document import iso_timestamp
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import wait_until
 from .readers import documents, write_list, write_stream
@@ -142,8 +142,8 @@ class TestEscaping:
             def isatty(self) -> bool:
                 return True
 
-        from redis_log_handler._tail import _Printer  # noqa: PLC0415
-        from redis_log_handler._tail_format import RecordFilter  # noqa: PLC0415
+        from redis_log_handler._cli.tail import _Printer  # noqa: PLC0415
+        from redis_log_handler._cli.tail_format import RecordFilter  # noqa: PLC0415
 
         monkeypatch.setenv("NO_COLOR", "1")
         assert not _Printer(RecordFilter(), as_json=False, out=Terminal())._colour

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler, RedisLogConsumer
-from redis_log_handler._server import EmbeddedRedis, _free_port
+from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .conftest import log_through, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_stream

@@ -11,8 +11,9 @@ import redis
 import structlog
 from loguru import logger as loguru_logger
 
-from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor, _document
-from redis_log_handler._server import EmbeddedRedis
+from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
+from redis_log_handler._schema import document as _document
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import read_stream
 

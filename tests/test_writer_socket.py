@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from redis_log_handler import _writer_socket
-from redis_log_handler._commands import BatchCommands
-from redis_log_handler._config import Settings
-from redis_log_handler._server import EmbeddedRedis
-from redis_log_handler._wire import frame
-from redis_log_handler._writer_socket import MIN_REPLY_BYTES, WriterSocket
+from redis_log_handler._writer.settings import WriterSettings
+from redis_log_handler._writer.transport import socket as _writer_socket
+from redis_log_handler._writer.transport.batch_commands import BatchCommands
+from redis_log_handler._writer.transport.resp import frame
+from redis_log_handler._writer.transport.socket import MIN_REPLY_BYTES, WriterSocket
+from redis_log_handler.testing import EmbeddedRedis
 
 from .conftest import connection_over
 
@@ -83,7 +83,7 @@ def test_the_send_buffer_is_raised_only_where_it_beats_autotuning(
 @pytest.mark.parametrize("mode", ["stream", "pubsub"])
 def test_the_first_wake_up_sees_every_reply_of_a_round_trip(redis_server: EmbeddedRedis, key: str, mode: str) -> None:
     """16 batches pipelined to a real server: the scripts reply 4 bytes each, so one read after one wake gets all."""
-    settings = Settings.build(url=redis_server.url, key=key, mode=mode)
+    settings = WriterSettings.build(url=redis_server.url, key=key, mode=mode)
     batches = [[frame(b'{"n":%d}' % number) for number in range(500)] for _ in range(16)]
     with socket.create_connection(("127.0.0.1", redis_server.port)) as sock:
         writer_socket = WriterSocket(connection_over(sock))

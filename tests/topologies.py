@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import redis
 
-from redis_log_handler._server import EmbeddedRedis, find_server_binary
+from redis_log_handler.testing import EmbeddedRedis, find_server_binary
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
