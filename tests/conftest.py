@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,24 +14,6 @@ from redis_log_handler import RedisHandler
 from redis_log_handler._shared import diagnostics as _diagnostics
 from redis_log_handler._writer import intake as _intake
 from redis_log_handler.testing import EmbeddedRedis
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll *predicate* until it returns a truthy value; fail the test after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {predicate}")
-        time.sleep(interval)
-
-
-def connection_over(sock: Any, *, tls: bool = False) -> Any:
-    """A stand-in for a redis-py asyncio connection whose transport carries *sock* (TLS if *tls*)."""
-    extra = {"socket": sock, "sslcontext": object() if tls else None}
-    return SimpleNamespace(_writer=SimpleNamespace(transport=SimpleNamespace(get_extra_info=extra.get)))
 
 
 @pytest.fixture(scope="session")
@@ -115,24 +94,3 @@ def _restore_root_logger() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def log_through(handler: logging.Handler, count: int) -> None:
-    """Log *count* records numbered from 0 (the message is the number) through *handler* only."""
-    log = logging.getLogger(f"through.{uuid.uuid4().hex[:8]}")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    log.addHandler(handler)
-    for number in range(count):
-        log.info("%d", number)
-    log.removeHandler(handler)
-
-
-def read_stream(connection: redis.Redis, key: str) -> list[dict[str, Any]]:
-    """Every document in the stream *key*, oldest first."""
-    return [json.loads(fields[b"data"]) for _, fields in connection.xrange(key)]
-
-
-def read_list(connection: redis.Redis, key: str) -> list[dict[str, Any]]:
-    """Every document in the list *key*, oldest first."""
-    return [json.loads(item) for item in connection.lrange(key, 0, -1)]

@@ -1,22 +1,67 @@
-"""Helpers for tests that promise a logging call never waits on Redis, and for failovers under load.
+"""What tests share besides fixtures: waiting on a condition, numbered records, reading a key, stalls, failovers.
 
-Neither compares a duration with a number picked to fit this machine: a test shows that callers did not
-wait by finishing its logging *before* a deliberate wait (a freeze of the server) was over, and that
-logging overlapped a failover by counting the records each thread logged while it was under way.
+The stall and failover helpers serve tests that promise a logging call never waits on Redis, and that
+logging goes on through a failover. Waits are on a condition with a deadline (``wait_until``), never a
+sleep. No helper compares a duration with a number picked to fit this machine: a test shows that callers
+did not wait by finishing its logging *before* a deliberate wait (a freeze of the server) was over, and
+that logging overlapped a failover by counting the records each thread logged while it was under way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any, Self
+
+import pytest
+import redis
 
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Poll *predicate* until it returns a truthy value; fail the test after *timeout* seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def connection_over(sock: Any, *, tls: bool = False) -> Any:
+    """A stand-in for a redis-py asyncio connection whose transport carries *sock* (TLS if *tls*)."""
+    extra = {"socket": sock, "sslcontext": object() if tls else None}
+    return SimpleNamespace(_writer=SimpleNamespace(transport=SimpleNamespace(get_extra_info=extra.get)))
+
+
+def log_through(handler: logging.Handler, count: int) -> None:
+    """Log *count* records numbered from 0 (the message is the number) through *handler* only."""
+    log = logging.getLogger(f"through.{uuid.uuid4().hex[:8]}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    for number in range(count):
+        log.info("%d", number)
+    log.removeHandler(handler)
+
+
+def read_stream(connection: redis.Redis, key: str) -> list[dict[str, Any]]:
+    """Every document in the stream *key*, oldest first."""
+    return [json.loads(fields[b"data"]) for _, fields in connection.xrange(key)]
+
+
+def read_list(connection: redis.Redis, key: str) -> list[dict[str, Any]]:
+    """Every document in the list *key*, oldest first."""
+    return [json.loads(item) for item in connection.lrange(key, 0, -1)]
+
 
 FREEZE_SECONDS = 3.0
 

@@ -15,7 +15,7 @@ import redis
 from redis_log_handler import RedisLogConsumer
 from redis_log_handler._schema.document import iso_timestamp, new_document
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 
 def documents(count: int, logger: str, start: int = 0) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler._cli.main import main
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import log_through, read_list, read_stream, wait_until
+from .helpers import log_through, read_list, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_list, write_stream
 
 pytestmark = pytest.mark.slow

@@ -22,8 +22,7 @@ from loguru import logger as loguru_logger
 from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
-from .helpers import Freeze
+from .helpers import Freeze, read_stream
 
 MakeHandler = Callable[..., RedisHandler]
 

@@ -20,7 +20,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from redis_log_handler import RedisHandler
+from redis_log_handler import RedisHandler, RedisLogConsumer
+from redis_log_handler._reader.settings import _CHECKS as _READER_CHECKS
+from redis_log_handler._reader.settings import ReaderSettings
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler._shared.fork import callbacks_registered
 from redis_log_handler._writer.settings import _CHECKS, WriterSettings
@@ -107,6 +109,26 @@ class TestOneListOfParameters:
         assert set(_CHECKS) == set(WriterSettings.names())
         for name in [*WriterSettings.names(), "level"]:
             assert f"| `{name}` |" in reference, name
+
+
+class TestTheReadersOneListOfParameters:
+    def test_signature_matches_the_settings(self) -> None:
+        """RedisLogConsumer's keyword arguments are ReaderSettings' fields with the same defaults and order."""
+        parameters = inspect.signature(RedisLogConsumer.__init__).parameters
+        consumer_own = [(name, p.default) for name, p in parameters.items() if name != "self"]
+        assert consumer_own == [(field.name, field.default) for field in dataclasses.fields(ReaderSettings)]
+
+    def test_every_parameter_is_checked_and_documented(self) -> None:
+        """Each parameter has a check, and a row in the consumer page's table with its default."""
+        reference = (Path(__file__).parent.parent / "docs" / "consumer.md").read_text()
+        names = [field.name for field in dataclasses.fields(ReaderSettings)]
+        assert list(_READER_CHECKS) == names
+        for field in dataclasses.fields(ReaderSettings):
+            if field.name in ("name", "dead_letter"):  # defaults computed from the host, pid and key
+                assert f"| `{field.name}` |" in reference
+            else:
+                shown = f'"{field.default}"' if isinstance(field.default, str) else str(field.default)
+                assert f"| `{field.name}` | `{shown.replace('_', '')}` |" in reference, field.name
 
 
 class TestForkRegistry:

@@ -15,7 +15,7 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 pytestmark = pytest.mark.slow
 

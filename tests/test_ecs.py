@@ -15,7 +15,7 @@ from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.ecs import from_ecs, to_ecs
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .readers import Keep, collecting, produced, running
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(funcName)s:%(lineno)d %(message)s"

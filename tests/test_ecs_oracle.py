@@ -23,7 +23,7 @@ from loguru import logger as loguru_logger
 from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 MakeHandler = Callable[..., RedisHandler]
 EXTRA = {"user.id": "u-5", "http.request.method": "POST", "customer": 42, "cart": {"items": 3, "total": 9.5}}

@@ -25,7 +25,7 @@ from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
 from redis_log_handler._shared import json as _json
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 
 class Unprintable:

@@ -19,7 +19,7 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_list
+from .helpers import read_list
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.trip import trip_sizes
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_list, read_stream, wait_until
+from .helpers import read_list, read_stream, wait_until
 
 MakeHandler = Callable[..., RedisHandler]
 

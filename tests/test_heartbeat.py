@@ -15,7 +15,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._schema.document import producer_id
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 BEAT = 0.2
 

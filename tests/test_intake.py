@@ -24,7 +24,7 @@ from redis_log_handler._writer.transport.batch_writer import BatchWriter
 from redis_log_handler._writer.transport.socket import WriterSocket
 from redis_log_handler._writer.trip import Trip
 
-from .conftest import connection_over, wait_until
+from .helpers import connection_over, wait_until
 
 
 class FakeDisk:

@@ -18,8 +18,7 @@ from redis_log_handler import RedisHandler
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_list, read_stream, wait_until
-from .helpers import Freeze
+from .helpers import Freeze, read_list, read_stream, wait_until
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]

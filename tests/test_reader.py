@@ -19,7 +19,7 @@ import redis
 from redis_log_handler import RedisLogConsumer, shard_keys
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .readers import (
     collecting,
     documents,

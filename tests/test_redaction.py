@@ -15,7 +15,7 @@ import redis
 from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .readers import new_logger_name
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from redis_log_handler._writer.transport.batch_writer import BatchWriter, create
 from redis_log_handler._writer.transport.classify import Outcome, classify
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 MakeHandler = Callable[..., RedisHandler]
 

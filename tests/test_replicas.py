@@ -13,7 +13,7 @@ from redis_log_handler import RedisHandler
 from redis_log_handler._writer.replicas import RecentWrites, replication_history
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import log_through, wait_until
+from .helpers import log_through, wait_until
 from .topologies import node_client
 
 pytestmark = pytest.mark.slow

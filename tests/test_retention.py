@@ -17,7 +17,7 @@ from redis_log_handler._reader import retention as _retention
 from redis_log_handler._shared.eviction import warn_if_evicting
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream
 
 pytestmark = pytest.mark.slow

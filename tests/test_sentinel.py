@@ -12,8 +12,7 @@ import pytest
 from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler._cli.main import main
 
-from .conftest import wait_until
-from .helpers import LOGGED_DURING_FAILOVER, log_through_change
+from .helpers import LOGGED_DURING_FAILOVER, log_through_change, wait_until
 from .readers import collecting, documents, new_logger_name, running, wait_for_numbers, write_stream
 from .topologies import Sentinels, node_client
 

@@ -25,7 +25,7 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .conftest import read_list, wait_until
+from .helpers import read_list, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
 

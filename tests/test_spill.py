@@ -21,7 +21,7 @@ from redis_log_handler._writer.spill.spill import Spill
 from redis_log_handler._writer.transport.resp import frame
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream, wait_until
+from .helpers import read_stream, wait_until
 
 MakeHandler = Callable[..., RedisHandler]
 

@@ -25,7 +25,7 @@ import redis
 from redis_log_handler import RedisHandler
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream, wait_until
+from .helpers import read_stream, wait_until
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]

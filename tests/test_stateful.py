@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from redis_log_handler import RedisHandler
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 pytestmark = pytest.mark.slow
 

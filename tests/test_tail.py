@@ -19,7 +19,7 @@ from redis_log_handler._cli.tail_format import escape, text_lines
 from redis_log_handler._schema.document import iso_timestamp
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import wait_until
+from .helpers import wait_until
 from .readers import documents, write_list, write_stream
 
 

@@ -14,7 +14,7 @@ import redis
 from redis_log_handler import RedisHandler, RedisLogConsumer
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .conftest import log_through, read_stream, wait_until
+from .helpers import log_through, read_stream, wait_until
 from .readers import collecting, documents, new_logger_name, running, write_stream
 
 pytestmark = pytest.mark.slow

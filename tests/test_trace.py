@@ -15,7 +15,7 @@ from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
 from redis_log_handler._schema import document as _document
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import read_stream
+from .helpers import read_stream
 
 trace = pytest.importorskip("opentelemetry.trace")
 

@@ -16,7 +16,7 @@ from redis_log_handler._writer.transport.resp import frame
 from redis_log_handler._writer.transport.socket import MIN_REPLY_BYTES, WriterSocket
 from redis_log_handler.testing import EmbeddedRedis
 
-from .conftest import connection_over
+from .helpers import connection_over
 
 
 @pytest.fixture
