@@ -37,24 +37,24 @@ def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:
     # logger's name as extra["logger_name"]; Loguru's own "name" is only the calling module.
     logger_name = extra.get("logger_name") or record["name"]
     return new_document(
-        timestamp=iso_timestamp(record["time"].timestamp()),  # aware datetime: timestamp() is UTC-based
-        level=level.name,  # custom levels (logger.level("AUDIT", no=25)) keep their name and number
-        levelno=level.no,
-        logger=logger_name,
-        message=record["message"],
-        source="loguru",
-        module=record["module"],
-        function=record["function"],
-        line=record["line"],
-        file=file.path,
-        process=process.id,
-        process_name=process.name,
-        thread=thread.id,
-        thread_name=thread.name,
-        exception=exception_object,
-        stack=None,
+        iso_timestamp(record["time"].timestamp()),  # timestamp (an aware datetime: timestamp() is UTC-based)
+        level.name,  # level (custom ones, logger.level("AUDIT", no=25), keep their name and number)
+        level.no,  # levelno
+        logger_name,  # logger
+        record["message"],  # message
+        "loguru",  # source
+        record["module"],  # module
+        record["function"],  # function
+        record["line"],  # line
+        file.path,  # file
+        process.id,  # process
+        process.name,  # process_name
+        thread.id,  # thread
+        thread.name,  # thread_name
+        exception_object,  # exception
+        None,  # stack
         # bind()/contextualize() values sit at the top of "extra", not nested a level deeper.
-        extra={safe_str(key): json_safe(value) for key, value in extra.items() if key != "logger_name"},
+        {safe_str(key): json_safe(value) for key, value in extra.items() if key != "logger_name"},  # extra
     )
 
 
@@ -193,21 +193,21 @@ def structlog_document(
         created = get("timestamp")
     extra = {safe_str(key): json_safe(value) for key, value in event_dict.items() if key not in _CONSUMED}
     return new_document(
-        timestamp=_timestamp(created),
-        level=level,
-        levelno=levelno,
-        logger=None if name is None else safe_str(name),
-        message=safe_str(get("event", "")),
-        source="structlog",
-        module=module,
-        function=function,
-        line=line,
-        file=file,
-        process=process,
-        process_name=process_name,
-        thread=thread,
-        thread_name=thread_name,
-        exception=_exception(event_dict),
-        stack=get("stack") or get("stack_info") or None,
-        extra=extra,
+        _timestamp(created),  # timestamp
+        level,
+        levelno,
+        None if name is None else safe_str(name),  # logger
+        safe_str(get("event", "")),  # message
+        "structlog",  # source
+        module,
+        function,
+        line,
+        file,
+        process,
+        process_name,
+        thread,
+        thread_name,
+        _exception(event_dict),  # exception
+        get("stack") or get("stack_info") or None,  # stack
+        extra,
     )
