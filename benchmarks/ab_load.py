@@ -5,14 +5,15 @@
 Each repetition runs, for each tree in turn (the order alternates), a fresh process with ``PYTHONPATH`` set
 to that tree which measures, against one server this script starts:
 
-- burst: ``run.throughput`` at 1, 4 and 20 threads, the ratio of RedisHandler's written rate to the floor
+- burst: ``burst.throughput`` at 1, 4 and 20 threads, the ratio of RedisHandler's written rate to the floor
   (stream and list mode);
 - sustained: ``sustained.sustained`` at 1, 4 and 20 threads for SECONDS, the ratio to the floor runs around
   each handler run, and the records dropped.
 
-The benchmark code is this tree's (``benchmarks/``); only the package differs. Printed: for each case the
-median ratio of each tree over the repetitions, the new/old ratio, and the drops. ``git worktree add
-/tmp/old <rev>`` gives an old tree.
+Each tree runs its own ``benchmarks/`` (the floor builds and encodes the document with that tree's own
+code, so the ratio is the handler's cost over that tree's document cost; before the split of ``run.py`` an
+old tree's ``throughput`` is in ``run``). Printed: for each case the median ratio of each tree over the
+repetitions, the new/old ratio, and the drops. ``git worktree add /tmp/old <rev>`` gives an old tree.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis_log_handler.testing import EmbeddedRedis
 
-_BENCHMARKS = Path(__file__).resolve().parent
-
 _CHILD = """
 import json, sys
 sys.path.insert(1, sys.argv[4])
-import run, sustained
+try:
+    from burst import throughput
+except ImportError:  # a tree from before run.py was split
+    from run import throughput
+import sustained
 
 url, records, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 result = {}
-for row in run.throughput(url, records, [1, 4, 20], 1, 0):
+for row in throughput(url, records, [1, 4, 20], 1, 0):
     if row["design"].startswith("RedisHandler") and row["ratio_to_floor"] is not None:
         mode = row["design"].split(", ")[1]
         result[f"burst {row['threads']:>2} threads {mode}"] = [row["ratio_to_floor"], 0]
@@ -53,7 +56,7 @@ print("RESULT " + json.dumps(result))
 def _measure(tree: Path, url: str, records: int, seconds: float) -> dict[str, list[float]]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD, url, str(records), str(seconds), str(_BENCHMARKS)],
+        [sys.executable, "-c", _CHILD, url, str(records), str(seconds), str(tree / "benchmarks")],
         env=env,
         capture_output=True,
         text=True,

@@ -1,8 +1,9 @@
-"""What the benchmark modules share: the message, a logger of a run's own, threads released at once, percentiles."""
+"""What the benchmark modules share: the message, a fresh logger, threads released at once, percentiles, progress."""
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -47,3 +48,8 @@ def run_threads(threads: int, work: Callable[[int], None], finish: Callable[[], 
         worker.join()
     finish()
     return time.perf_counter() - started
+
+
+def progress(text: str) -> None:
+    """A line on stderr saying how far a run is."""
+    print(f"  ... {text}", file=sys.stderr, flush=True)
