@@ -33,6 +33,9 @@ from redis_log_handler.testing import EmbeddedRedis
 _CHILD = """
 import json, sys
 sys.path.insert(1, sys.argv[4])
+import redis_log_handler
+tree = sys.argv[4].removesuffix("/benchmarks")
+assert redis_log_handler.__file__.startswith(tree + "/"), f"{redis_log_handler.__file__} is not from {tree}"
 try:
     from burst import throughput
 except ImportError:  # a tree from before run.py was split
@@ -58,6 +61,7 @@ def _measure(tree: Path, url: str, records: int, seconds: float) -> dict[str, li
     completed = subprocess.run(
         [sys.executable, "-c", _CHILD, url, str(records), str(seconds), str(tree / "benchmarks")],
         env=env,
+        cwd=tree,  # "python -c" puts the working directory first on sys.path: it must be the tree measured
         capture_output=True,
         text=True,
         check=True,
