@@ -26,8 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from redis_log_handler.testing import EmbeddedRedis
 
 _CHILD = """
-import logging, sys, time
+import logging, os, sys, time
+import redis_log_handler
 from redis_log_handler import RedisHandler
+
+tree = os.environ["PYTHONPATH"]
+assert redis_log_handler.__file__.startswith(tree + "/"), f"{redis_log_handler.__file__} is not from {tree}"
 
 url, key, records = sys.argv[1], sys.argv[2], int(sys.argv[3])
 handler = RedisHandler(url=url, key=key, buffer_size=records + 10_000)
@@ -65,6 +69,7 @@ def main() -> int:
                 result = subprocess.run(
                     [arguments.python, "-c", _CHILD, server.url, f"trees:{name}:{rep}", str(arguments.records)],
                     env={**os.environ, "PYTHONPATH": str(tree)},
+                    cwd=tree,  # "python -c" puts the working directory first on sys.path
                     capture_output=True,
                     text=True,
                     check=True,
