@@ -20,6 +20,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+from redis_log_handler._schema.call_sites import CallSiteEncoder
 from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
 
@@ -27,11 +28,12 @@ Finish = Callable[[], None]
 
 
 class Floor(logging.Handler):
-    """The physical limit: build the identical document, encode it, discard it; no lock."""
+    """The physical limit: the identical document's bytes, made as RedisHandler makes them, discarded; no lock."""
 
     def __init__(self) -> None:
         super().__init__()
         self._encoder = DocumentEncoder({}, 262_144)
+        self._call_sites = CallSiteEncoder(self._encoder, 262_144, "v1")
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Emit without Handler.lock, as RedisHandler does."""
@@ -41,8 +43,10 @@ class Floor(logging.Handler):
         return False
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Build and encode the document, then drop it."""
-        self._encoder.encode(stdlib_document(record, record.getMessage()))
+        """Encode the document (framed, from its call site's parts where RedisHandler does), then drop it."""
+        message = record.getMessage()
+        if self._call_sites.frame(record, message) is None:
+            self._encoder.encode(stdlib_document(record, message))
 
 
 class LockedFloor(Floor):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
 
+from redis_log_handler._schema.call_sites import CallSiteEncoder
 from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
 from redis_log_handler._schema.sources import structlog_document, wrapped_structlog_event
@@ -78,6 +79,7 @@ class RedisHandler(logging.Handler):
         super().__init__(level)
         assert isinstance(self.settings.fields, dict)
         self._encoder = DocumentEncoder(self.settings.fields, self.settings.max_document_bytes, self.settings.schema)
+        self._call_sites = CallSiteEncoder(self._encoder, self.settings.max_document_bytes, self.settings.schema)
         self._shipper = Shipper(self.settings)
         after_fork_in_child(self._reset_in_child)
         register_closeable(self)
@@ -138,8 +140,9 @@ class RedisHandler(logging.Handler):
             return
         inside.active = True
         try:
+            framed: bytes | None
             if event_dict is not None:
-                document = structlog_document(event_dict, record.levelname.lower(), record)
+                framed = frame(self._encoder.encode(structlog_document(event_dict, record.levelname.lower(), record)))
             else:
                 try:
                     message = self.format(record) if self.formatter is not None else record.getMessage()
@@ -148,8 +151,10 @@ class RedisHandler(logging.Handler):
                     # send the raw message and report the error.
                     message = f"{safe_str(record.msg)} (message formatting failed; args: {safe_str(record.args)})"
                     self.handleError(record)
-                document = stdlib_document(record, message)
-            shipper.intake.put(frame(self._encoder.encode(document)))
+                framed = self._call_sites.frame(record, message)  # None: it needs the whole document
+                if framed is None:
+                    framed = frame(self._encoder.encode(stdlib_document(record, message)))
+            shipper.intake.put(framed)
         except Exception:
             shipper.ledger.failed.increment()
             self.handleError(record)

@@ -1,0 +1,256 @@
+"""The cost of one record: RedisHandler against stdlib's own dispatch, and where the time goes.
+
+    python benchmarks/per_record.py [--records 100000] [--reps 5] [--threads 1 20]
+
+Three handlers take the same ``log.info("request %d served in %s ms", i, "12.5")`` calls, alternating,
+each repetition in a new order, against a server this script starts:
+
+- **do-nothing**: a handler whose ``emit`` does nothing and whose ``handle`` takes no lock (as
+  ``RedisHandler.handle`` takes none): stdlib's own work per call, building the ``LogRecord`` and
+  dispatching it, the floor for any ``logging.Handler``;
+- **getMessage**: the same, formatting the message;
+- **RedisHandler** in stream and list mode, timed until ``flush()`` says every record is in Redis.
+
+Printed: each design's median rate and microseconds per record, and the median over the repetitions of
+RedisHandler's written rate over the do-nothing handler's in the same repetition (the ratio the
+per-record issue sets at 0.6 or more).
+
+Then, on one thread, the stages of RedisHandler's logging call timed alone over the same records
+(``perf_counter_ns`` around each, median of the repetitions), and the writer alone: records logged
+while the server is frozen, then the time to drain them with the callers idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import run_threads
+
+import redis_log_handler
+from redis_log_handler import RedisHandler
+from redis_log_handler._schema.document import stdlib_document
+from redis_log_handler._schema.encoding import DocumentEncoder
+from redis_log_handler._writer.transport.resp import frame
+from redis_log_handler.testing import EmbeddedRedis
+
+MESSAGE = "request %d served in %s ms"
+
+
+class DoNothing(logging.Handler):
+    """stdlib's dispatch and nothing else: no lock in ``handle``, nothing in ``emit``."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter and emit without ``Handler.lock``."""
+        if self.filter(record):
+            self.emit(record)
+            return True
+        return False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Nothing."""
+
+
+class GetMessage(DoNothing):
+    """The do-nothing handler that formats the message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Format the message, then drop it."""
+        record.getMessage()
+
+
+Design = Callable[[str], "tuple[logging.Handler, Callable[[], None]]"]
+
+
+def _redis_handler(url: str, mode: str) -> Design:
+    def make(key: str) -> tuple[logging.Handler, Callable[[], None]]:
+        handler = RedisHandler(url=url, key=key, mode=mode)
+
+        def finish() -> None:
+            if not handler.flush(300):
+                raise RuntimeError(f"RedisHandler ({mode}) did not write every record: {handler.stats()}")
+
+        return handler, finish
+
+    return make
+
+
+def _rate(design: Design, threads: int, records: int) -> float:
+    """Records per second from *threads* threads through a fresh handler, until ``finish`` returned."""
+    handler, finish = design(f"bench:per-record:{uuid.uuid4().hex}")
+    log = logging.getLogger(f"bench.per_record.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    per_thread = records // threads
+
+    def work(_thread: int) -> None:
+        info = log.info
+        for number in range(per_thread):
+            info(MESSAGE, number, "12.5")
+
+    rate = per_thread * threads / run_threads(threads, work, finish)
+    log.removeHandler(handler)
+    handler.close()
+    return rate
+
+
+def ratios(url: str, records: int, reps: int, thread_counts: list[int]) -> list[dict[str, Any]]:
+    """Each design's median rate, and RedisHandler's median ratio to the do-nothing handler, per thread count."""
+    designs: dict[str, Design] = {
+        "do-nothing": lambda _key: (DoNothing(), lambda: None),
+        "getMessage": lambda _key: (GetMessage(), lambda: None),
+        "RedisHandler, stream": _redis_handler(url, "stream"),
+        "RedisHandler, list": _redis_handler(url, "list"),
+    }
+    rows = []
+    for threads in thread_counts:
+        rates: dict[str, list[float]] = {name: [] for name in designs}
+        names = list(designs)
+        for rep in range(reps):
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                rates[name].append(_rate(designs[name], threads, records))
+        for name in designs:
+            relative = [rate / floor for rate, floor in zip(rates[name], rates["do-nothing"], strict=True)]
+            rows.append(
+                {
+                    "threads": threads,
+                    "design": name,
+                    "records_per_s": statistics.median(rates[name]),
+                    "us_per_record": 1e6 / statistics.median(rates[name]),
+                    "ratio_to_do_nothing": statistics.median(relative),
+                }
+            )
+    return rows
+
+
+def _records(count: int) -> list[logging.LogRecord]:
+    """*count* records as the logging call makes them (through a logger, so every field is filled)."""
+    made: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            made.append(record)
+
+    log = logging.getLogger(f"bench.per_record.stages.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.addHandler(Keep())
+    for number in range(count):
+        log.info(MESSAGE, number, "12.5")
+    return made
+
+
+def _per_record_ns(step: Callable[[Any], Any], inputs: list[Any]) -> tuple[float, list[Any]]:
+    """Nanoseconds per item of *step* over *inputs*, with the collector off as ``timeit`` does (the outputs
+    are kept for the next stage, and collecting them again and again would be timed too)."""
+    outputs = []
+    gc.disable()
+    try:
+        started = time.perf_counter_ns()
+        for item in inputs:
+            outputs.append(step(item))
+        elapsed = time.perf_counter_ns() - started
+    finally:
+        gc.enable()
+    return elapsed / len(inputs), outputs
+
+
+def stages(url: str, records: int, reps: int) -> dict[str, float]:
+    """Microseconds per record of each stage on one thread (median of *reps*), and of the writer alone."""
+    encoder = DocumentEncoder({}, 262_144)
+    samples: dict[str, list[float]] = {}
+    for _ in range(reps):
+        made = _records(records)
+        step_costs: dict[str, float] = {}
+        step_costs["getMessage"], messages = _per_record_ns(logging.LogRecord.getMessage, made)
+        pairs = list(zip(made, messages, strict=True))
+        step_costs["whole document: build"], documents = _per_record_ns(lambda pair: stdlib_document(*pair), pairs)
+        step_costs["whole document: encode"], encoded = _per_record_ns(encoder.encode, documents)
+        try:
+            from redis_log_handler._schema.call_sites import CallSiteEncoder  # noqa: PLC0415
+        except ImportError:  # a tree from before it
+            pass
+        else:
+            call_sites = CallSiteEncoder(encoder, 262_144, "v1")
+            step_costs["framed from the call site's parts (what the handler does)"], _ = _per_record_ns(
+                lambda pair, sites=call_sites: sites.frame(*pair), pairs
+            )
+        step_costs["frame"], _ = _per_record_ns(frame, encoded)
+        del made, messages, pairs, documents, encoded
+        step_costs["logging call, whole (writer running)"] = 1e9 / _rate(_redis_handler(url, "stream"), 1, records)
+        step_costs["writer alone: wall time per record"], step_costs["writer alone: CPU per record"] = _writer_alone(
+            records
+        )
+        for name, cost in step_costs.items():
+            samples.setdefault(name, []).append(cost / 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _writer_alone(records: int) -> tuple[float, float]:
+    """Nanoseconds per record for the writer to drain records buffered while the server was frozen, with the
+    callers idle: the wall time (the server's work included), and this process's CPU time (the writer's)."""
+    with EmbeddedRedis() as server:
+        handler = RedisHandler(url=server.url, key="bench:writer-alone", buffer_size=records + 1000)
+        log = logging.getLogger(f"bench.per_record.writer.{uuid.uuid4().hex}")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        log.addHandler(handler)
+        log.info("warm up")
+        if not handler.flush(30):
+            raise RuntimeError("the warm-up record was not written")
+        server.pause()
+        try:
+            for number in range(records):
+                log.info(MESSAGE, number, "12.5")
+        finally:
+            server.resume()
+        started, cpu_started = time.perf_counter_ns(), time.process_time_ns()
+        if not handler.flush(300):
+            raise RuntimeError(f"the writer did not drain: {handler.stats()}")
+        elapsed, cpu = time.perf_counter_ns() - started, time.process_time_ns() - cpu_started
+        log.removeHandler(handler)
+        handler.close()
+    return elapsed / records, cpu / records
+
+
+def main() -> int:
+    """Run both parts and print them."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 20])
+    parser.add_argument("--no-stages", action="store_true", help="the ratios only")
+    arguments = parser.parse_args()
+    with EmbeddedRedis() as server:
+        rows = ratios(server.url, arguments.records, arguments.reps, arguments.threads)
+        print(f"\n{redis_log_handler.__file__}: {arguments.records:,} calls, median of {arguments.reps} repetitions\n")
+        print("| threads | design | records/s | µs per record | ratio to do-nothing |")
+        print("|---|---|---|---|---|")
+        for row in rows:
+            print(
+                f"| {row['threads']} | {row['design']} | {row['records_per_s']:,.0f} | "
+                f"{row['us_per_record']:.2f} | {row['ratio_to_do_nothing']:.2f} |"
+            )
+        if not arguments.no_stages:
+            costs = stages(server.url, arguments.records, arguments.reps)
+            print("\nStages on one thread (µs per record, median)\n")
+            print("| stage | µs |")
+            print("|---|---|")
+            for name, cost in costs.items():
+                print(f"| {name} | {cost:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""A stdlib record's document encoded from its call site's parts, each encoded once, and the parts that change.
+
+Most of a schema-1 document is the same for every record from one call site
+in one process: logger, level, source, module, function, line, file, process,
+host and the static fields. For each call site (up to ``_MAX_CALL_SITES`` of
+them; the table is emptied when full) the whole document is encoded once, by
+the same encoder as every other document, with markers in place of the five
+values that change from record to record (time, message, thread, thread name,
+id); the encoded bytes are cut at the markers. A record's document is then
+those parts joined with its own five values, encoded alone, and framed as a RESP
+bulk string in the same join (its length is the parts' known sizes plus the
+values')::
+
+    {"@timestamp":"<time>","@version":"1",...,"message":<message>,"source":...,
+    "thread":<thread>,"thread_name":<thread name>,"host":...,"id":"<id>",
+    "exception":null,"stack":null,"extra":{}<static fields>}
+
+The bytes are the ones the whole encoder writes, framed (a test compares them
+across records, back-ends and settings). Only the common case takes this way: a record
+without exception, stack, extra fields or trace context, in schema 1, whose
+message and thread name are text and that fits ``max_document_bytes``;
+:meth:`CallSiteEncoder.frame` returns None for every other one, and the caller
+builds and encodes the whole document.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, NamedTuple
+
+from redis_log_handler._shared.json import dumps
+
+from .document import RECORD_ATTRIBUTES, new_document, record_ids
+from .encoding import DocumentEncoder
+from .trace import current_span, trace_fields
+
+__all__ = ["CallSiteEncoder"]
+
+_MAX_CALL_SITES = 4096
+# Stand-ins for the values that change: none can appear in an encoded document otherwise (a control
+# character in a string is always escaped, so the escaped form only comes from these).
+_TIME, _MESSAGE, _THREAD, _THREAD_NAME, _ID = (f"\x00{name}\x00" for name in "TMHNI")
+_MARKERS = [dumps(marker) for marker in (_TIME, _MESSAGE, _THREAD, _THREAD_NAME, _ID)]
+_THREE_DIGITS = [b"%03d" % number for number in range(1000)]  # milliseconds, and microseconds within one
+
+CallSite = tuple[Any, ...]
+
+
+class Parts(NamedTuple):
+    """A call site's encoded document cut at the values that change, with the bytes around them."""
+
+    before_time: bytes  # the frame's document starts here: '{"@timestamp":"'
+    before_message: bytes  # 'Z","@version":"1",...,"message":'
+    before_thread: bytes
+    before_thread_name: bytes  # ',"thread_name":', the same at every call site
+    before_id: bytes  # ...,"id":"'
+    after_id: bytes  # '","exception":null,...}' and the frame's CRLF
+    size: int  # of the document without the values (the producer id and its "-" in, before_thread_name out)
+
+
+class CallSiteEncoder:
+    """Frames the common stdlib record from its call site's parts; None where the whole document is needed."""
+
+    __slots__ = ("_date", "_encoder", "_max_bytes", "_parts", "_threads", "enabled")
+
+    def __init__(self, encoder: DocumentEncoder, max_bytes: int, schema: str) -> None:
+        self._encoder = encoder
+        self._max_bytes = max_bytes
+        self._parts: dict[CallSite, Parts] = {}
+        self._date: tuple[int, bytes] = (-1, b"")  # a whole second and its "YYYY-MM-DDTHH:MM:SS."
+        # (thread, thread name) -> the bytes between "thread": and ,"host": for them
+        self._threads: dict[tuple[int, str], bytes] = {}
+        self.enabled = schema == "v1"
+
+    def frame(self, record: logging.LogRecord, message: str) -> bytes | None:
+        """*record*'s document (its message formatted as *message*), framed; None if it needs the whole one."""
+        if record.exc_info or record.stack_info is not None or type(message) is not str or not self.enabled:
+            return None
+        if not record.__dict__.keys() <= RECORD_ATTRIBUTES:
+            return None  # extra fields
+        thread, thread_name = record.thread, record.threadName
+        if type(thread) is not int or type(thread_name) is not str:
+            return None
+        if current_span is not None and trace_fields(current_span()) is not None:
+            return None
+        site = (
+            record.name, record.levelname, record.levelno, record.module, record.funcName, record.lineno,
+            record.pathname, record.process, record.processName,
+        )  # fmt: skip
+        parts = self._parts.get(site) or self._learn(site)
+        if parts is None:
+            return None
+        created = record.created
+        second = int(created)
+        try:
+            message_json = dumps(message)
+            # iso_timestamp's rule with the record's own milliseconds: they win over rounding, and the
+            # microseconds within them are the rounded ones (document.second_and_micros).
+            milliseconds = _THREE_DIGITS[int(record.msecs)]
+            microseconds = _THREE_DIGITS[round((created - second) * 1_000_000) % 1000]
+            thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(thread, thread_name, parts)
+        except Exception:
+            return None  # a lone surrogate (the whole encoder repairs it), or milliseconds out of range
+        if record.msecs < 0:
+            return None
+        cached_second, date = self._date
+        if cached_second != second:
+            date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
+            self._date = (second, date)
+        size = parts.size + len(date) + len(message_json) + len(thread_fields)
+        if size + 20 > self._max_bytes:
+            return None  # it may not fit once the sequence number is in: the whole encoder cuts it
+        number = b"%d" % record_ids.next()
+        return b"".join(
+            (
+                b"$%d\r\n" % (size + len(number)), parts.before_time, date, milliseconds, microseconds,
+                parts.before_message, message_json, parts.before_thread, thread_fields, parts.before_id,
+                record_ids.producer_bytes, b"-", number, parts.after_id,
+            )
+        )  # fmt: skip
+
+    def _thread_fields(self, thread: int, thread_name: str, parts: Parts) -> bytes:
+        """The thread's number and name as they sit in a document; raises on a lone surrogate in the name."""
+        fields = b"%d%s%s" % (thread, parts.before_thread_name, dumps(thread_name))
+        if len(self._threads) >= _MAX_CALL_SITES:
+            self._threads.clear()
+        self._threads[(thread, thread_name)] = fields
+        return fields
+
+    def _learn(self, site: CallSite) -> Parts | None:
+        """Encode the call site's document with markers and cut it at them; None if it cannot be done."""
+        name, levelname, levelno, module, function, line, file, process, process_name = site
+        thread: Any = _THREAD  # a stand-in for the number, which takes its place
+        document = new_document(
+            _TIME, levelname, levelno, name, _MESSAGE, "stdlib", module, function, line, file, process,
+            process_name, thread, _THREAD_NAME, None, None, {}, record_id=_ID,
+        )  # fmt: skip
+        try:
+            encoded = self._encoder.encode(document)
+        except Exception:
+            return None
+        if b'"truncated":true' in encoded:
+            return None  # the static parts alone are too large: every record is cut, by the whole encoder
+        pieces: list[bytes] = []
+        for marker in _MARKERS:
+            before, found, encoded = encoded.partition(marker)
+            if not found or marker in encoded:
+                return None  # a static value held a marker's text: not this way
+            pieces.append(before)
+        pieces.append(encoded)
+        # The time and the id are written inside the marker's quotes; the others bring their own. The
+        # time's date ends with its ".", the milliseconds and microseconds follow, then its "Z".
+        before_time, before_message, before_thread, before_thread_name, before_id, after_id = pieces
+        # The thread's fields (``_thread_fields``) bring ',"thread_name":' with them.
+        size = sum(len(piece) for piece in pieces) - len(before_thread_name)
+        size += len('"Z"') + len('""') + 6 + len(record_ids.producer_bytes) + 1
+        parts = Parts(
+            before_time + b'"',
+            b'Z"' + before_message,
+            before_thread,
+            before_thread_name,
+            before_id + b'"',
+            b'"' + after_id + b"\r\n",
+            size,
+        )
+        if len(self._parts) >= _MAX_CALL_SITES:
+            self._parts.clear()
+        self._parts[site] = parts
+        return parts
