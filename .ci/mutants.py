@@ -80,8 +80,8 @@ MUTANTS = [
         "f",
         "the logging call never waits on Redis",
         "_writer/handler.py",
-        "            shipper.intake.put(frame(self._encoder.encode(document)))\n",
-        "            shipper.intake.put(frame(self._encoder.encode(document)))\n            self.flush(1.5)\n",
+        "            shipper.intake.put(framed)\n",
+        "            shipper.intake.put(framed)\n            self.flush(1.5)\n",
         (
             "tests/test_outage.py::TestRestart::test_emit_does_not_wait_while_redis_is_frozen",
             "tests/test_faults.py::TestStalls::test_client_pause_write",

@@ -17,7 +17,8 @@ per-record issue sets at 0.6 or more).
 
 Then, on one thread, the stages of RedisHandler's logging call timed alone over the same records
 (``perf_counter_ns`` around each, median of the repetitions), and the writer alone: records logged
-while the server is frozen, then the time to drain them with the callers idle.
+while the server is frozen, then the time to drain them with the callers idle. Last, ``timeit`` on one
+record: ``emit`` and each step of the call-site way (``_schema/call_sites.py``).
 """
 
 from __future__ import annotations
@@ -197,6 +198,47 @@ def stages(url: str, records: int, reps: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def call_site_steps(reps: int) -> dict[str, float]:
+    """Microseconds of each step of the call-site way (and of the emit around it) on one record, ``timeit``."""
+    import timeit  # noqa: PLC0415
+
+    from redis_log_handler._schema import call_sites  # noqa: PLC0415
+
+    record = _records(1)[0]
+    handler = RedisHandler(url="redis://127.0.0.1:1/0")
+    handler._shipper.intake.put = lambda framed: None  # type: ignore[method-assign]  # the buffer is not timed
+    sites = handler._call_sites
+    sites.frame(record, record.getMessage())
+    namespace = {"record": record, "message": record.getMessage(), "sites": sites, "handler": handler}
+    namespace |= vars(call_sites)
+    steps = {
+        "emit, whole (buffer not included)": "handler.emit(record)",
+        "getMessage": "record.getMessage()",
+        "CallSiteEncoder.frame, whole": "sites.frame(record, message)",
+        "  extra fields? (record.__dict__ against the standard attributes)": (
+            "record.__dict__.keys() <= RECORD_ATTRIBUTES"
+        ),
+        "  a current OpenTelemetry span? (when opentelemetry-api is installed)": (
+            "current_span is not None and trace_fields(current_span()) is not None"
+        ),
+        "  the call site's key (9 attributes) and its parts": (
+            "sites._parts.get((record.name, record.levelname, record.levelno, record.module, record.funcName, "
+            "record.lineno, record.pathname, record.process, record.processName))"
+        ),
+        "  the message as JSON": "dumps(message)",
+        "  the time's digits": (
+            "(_THREE_DIGITS[int(record.msecs)], _THREE_DIGITS[round((record.created - int(record.created)) "
+            "* 1_000_000) % 1000])"
+        ),
+        "  the sequence number": "b'%d' % record_ids.next()",
+    }
+    number = 200_000
+    return {
+        name: min(timeit.repeat(statement, globals=namespace, number=number, repeat=reps)) / number * 1e6
+        for name, statement in steps.items()
+    }
+
+
 def _writer_alone(records: int) -> tuple[float, float]:
     """Nanoseconds per record for the writer to drain records buffered while the server was frozen, with the
     callers idle: the wall time (the server's work included), and this process's CPU time (the writer's)."""
@@ -248,6 +290,11 @@ def main() -> int:
             print("| stage | µs |")
             print("|---|---|")
             for name, cost in costs.items():
+                print(f"| {name} | {cost:.2f} |")
+            print("\nOne record, timeit (µs, best of the repetitions; steps of the call-site way indented)\n")
+            print("| step | µs |")
+            print("|---|---|")
+            for name, cost in call_site_steps(arguments.reps).items():
                 print(f"| {name} | {cost:.2f} |")
     return 0
 
