@@ -96,7 +96,7 @@ class CallSiteEncoder:
         try:
             message_json = dumps(message)
             # iso_timestamp's rule with the record's own milliseconds: they win over rounding, and the
-            # microseconds within them are the rounded ones (document.second_and_micros).
+            # microseconds within them are the rounded ones (document.iso_timestamp).
             milliseconds = _THREE_DIGITS[int(record.msecs)]
             microseconds = _THREE_DIGITS[round((created - second) * 1_000_000) % 1000]
             thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(thread, thread_name, parts)

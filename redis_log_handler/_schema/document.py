@@ -26,16 +26,13 @@ __all__ = [
     "RECORD_ATTRIBUTES",
     "SCHEMA_FIELDS",
     "SCHEMA_VERSION",
-    "date_and_time",
     "document_age",
     "exception_info",
     "iso_timestamp",
     "new_document",
-    "next_record_id",
     "normalize_level",
     "producer_id",
     "record_ids",
-    "second_and_micros",
     "stdlib_document",
 ]
 
@@ -76,11 +73,6 @@ record_ids = _RecordIds()
 after_fork_in_child(record_ids.reset)
 
 
-def next_record_id() -> str:
-    """A new record id: this process's producer id and the next number of its sequence."""
-    return f"{record_ids.producer}-{record_ids.next()}"
-
-
 def producer_id() -> str:
     """This process's producer id: the first part of its records' ids (new after fork)."""
     return record_ids.producer
@@ -109,12 +101,7 @@ def iso_timestamp(created: float, msecs: float | None = None) -> str:
     ``created`` rounds across a millisecond: a consumer rebuilding the record
     then writes the same line as the producer would have.
     """
-    second, micros = second_and_micros(created, msecs)
-    return f"{date_and_time(second)}.{micros:06d}Z"
-
-
-def second_and_micros(created: float, msecs: float | None = None) -> tuple[int, int]:
-    """The whole second and the microseconds :func:`iso_timestamp` writes for *created* (and *msecs*)."""
+    global _second_cache
     second = int(created)
     micros = round((created - second) * 1_000_000)
     if msecs is not None and micros // 1000 != msecs:
@@ -123,17 +110,11 @@ def second_and_micros(created: float, msecs: float | None = None) -> tuple[int, 
     elif micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
-    return second, micros
-
-
-def date_and_time(second: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` in UTC for a whole POSIX second."""
-    global _second_cache
-    cached_second, text = _second_cache
+    cached_second, prefix = _second_cache
     if cached_second != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache = (second, text)
-    return text
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_cache = (second, prefix)
+    return f"{prefix}.{micros:06d}Z"
 
 
 _LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "EXCEPTION": "ERROR"}
