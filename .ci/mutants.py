@@ -95,6 +95,14 @@ MUTANTS = [
         "  if false then",
         ("tests/test_retention.py::TestTrimming",),
     ),
+    Mutant(
+        "h",
+        "a record written from its call site's parts is the document the whole encoder writes",
+        "_schema/call_sites.py",
+        'record_ids.producer_bytes, b"-", number,',
+        'record_ids.producer_bytes, b"_", number,',
+        ("tests/test_call_sites.py",),
+    ),
 ]
 
 
