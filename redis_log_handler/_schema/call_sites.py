@@ -7,7 +7,8 @@ them; the table is emptied when full) the whole document is encoded once, by
 the same encoder as every other document, with markers in place of the five
 values that change from record to record (time, message, thread, thread name,
 id); the encoded bytes are cut at the markers. A record's document is then
-those parts joined with its own five values, encoded alone, and framed as a RESP
+those parts joined with its own five values, encoded alone (the thread's number
+and name once per thread, in a table of the same size), and framed as a RESP
 bulk string in the same join (its length is the parts' known sizes plus the
 values')::
 
@@ -16,9 +17,9 @@ values')::
     "exception":null,"stack":null,"extra":{}<static fields>}
 
 The bytes are the ones the whole encoder writes, framed (a test compares them
-across records, back-ends and settings). Only the common case takes this way: a record
-without exception, stack, extra fields or trace context, in schema 1, whose
-message and thread name are text and that fits ``max_document_bytes``;
+across records, back-ends and settings). Only the common case takes this way:
+a record without exception, stack, extra fields or trace context, in schema 1,
+whose message and thread name are text and that fits ``max_document_bytes``;
 :meth:`CallSiteEncoder.frame` returns None for every other one, and the caller
 builds and encodes the whole document.
 """
@@ -69,7 +70,7 @@ class CallSiteEncoder:
         self._max_bytes = max_bytes
         self._parts: dict[CallSite, Parts] = {}
         self._date: tuple[int, bytes] = (-1, b"")  # a whole second and its "YYYY-MM-DDTHH:MM:SS."
-        # (thread, thread name) -> the bytes between "thread": and ,"host": for them
+        # (thread, thread name) -> '<number>,"thread_name":<name as JSON>', what follows '"thread":'
         self._threads: dict[tuple[int, str], bytes] = {}
         self.enabled = schema == "v1"
 
