@@ -245,7 +245,12 @@ class TestUnderFaults:
             one_more(client, key, name, 20_000)
             wait_until(lambda: client.xlen(key) <= 2 * FAST["batch_size"], timeout=30)
         assert set(collector.numbers) == set(range(20_001))
-        assert sum(consumer.stats()["trimmed"] for consumer in consumers) >= 20_001 - client.xlen(key)
+        removed = int(client.xinfo_stream(key)["entries-added"]) - client.xlen(key)  # duplicates included
+        trimmed = sum(consumer.stats()["trimmed"] for consumer in consumers)
+        # A script running when the server was killed may have trimmed entries whose count was lost with
+        # its reply: one script per consumer, each removing what was acknowledged since the previous one
+        # (retention runs before every read here: a batch or two).
+        assert removed - 2 * 2 * FAST["batch_size"] <= trimmed <= removed
         assert sum(consumer.stats()["trimmed_unread"] for consumer in consumers) == 0
         client.close()
 
