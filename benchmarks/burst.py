@@ -48,7 +48,9 @@ def _run_once(factory: Factory, threads: int, records: int) -> float | None:
     return rate
 
 
-def _ours(url: str, mode: str) -> Factory:
+def redis_handler(url: str, mode: str) -> Factory:
+    """RedisHandler in *mode*, finished once ``flush()`` says every record is in Redis."""
+
     def make(key: str) -> tuple[logging.Handler, Callable[[], None]]:
         handler = RedisHandler(url=url, key=key, mode=mode)
 
@@ -75,8 +77,8 @@ def throughput(url: str, records: int, thread_counts: list[int], reps: int, peer
     designs: list[tuple[str, Factory, bool]] = [
         ("floor: build the document, discard it, no lock", _discarding(peers.Floor), True),
         ("floor with Handler.lock", _discarding(peers.LockedFloor), True),
-        ("RedisHandler, stream", _ours(url, "stream"), True),
-        ("RedisHandler, list", _ours(url, "list"), True),
+        ("RedisHandler, stream", redis_handler(url, "stream"), True),
+        ("RedisHandler, list", redis_handler(url, "list"), True),
         ("stdlib QueueHandler + QueueListener (discards)", lambda _key: peers.queue_listener(), False),
         ("sync RPUSH per record in emit", lambda key: peers.sync_rpush(url, key), False),
         ("run_coroutine_threadsafe + XADD per record", lambda key: peers.coroutine_per_record(url, key), False),

@@ -27,20 +27,24 @@ from redis_log_handler._schema.encoding import DocumentEncoder
 Finish = Callable[[], None]
 
 
-class Floor(logging.Handler):
+class Unlocked(logging.Handler):
+    """A handler whose ``handle`` takes no ``Handler.lock``, as RedisHandler's takes none."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Emit without Handler.lock."""
+        if self.filter(record):
+            self.emit(record)
+            return True
+        return False
+
+
+class Floor(Unlocked):
     """The physical limit: the identical document's bytes, made as RedisHandler makes them, discarded; no lock."""
 
     def __init__(self) -> None:
         super().__init__()
         self._encoder = DocumentEncoder({}, 262_144)
         self._call_sites = CallSiteEncoder(self._encoder, 262_144, "v1")
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Emit without Handler.lock, as RedisHandler does."""
-        if self.filter(record):
-            self.emit(record)
-            return True
-        return False
 
     def emit(self, record: logging.LogRecord) -> None:
         """Encode the document (framed, from its call site's parts where RedisHandler does), then drop it."""

@@ -36,7 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from burst import redis_handler
 from common import run_threads
+from peers import Unlocked
 
 import redis_log_handler
 from redis_log_handler import RedisHandler
@@ -48,15 +50,8 @@ from redis_log_handler.testing import EmbeddedRedis
 MESSAGE = "request %d served in %s ms"
 
 
-class DoNothing(logging.Handler):
+class DoNothing(Unlocked):
     """stdlib's dispatch and nothing else: no lock in ``handle``, nothing in ``emit``."""
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Filter and emit without ``Handler.lock``."""
-        if self.filter(record):
-            self.emit(record)
-            return True
-        return False
 
     def emit(self, record: logging.LogRecord) -> None:
         """Nothing."""
@@ -71,19 +66,6 @@ class GetMessage(DoNothing):
 
 
 Design = Callable[[str], "tuple[logging.Handler, Callable[[], None]]"]
-
-
-def _redis_handler(url: str, mode: str) -> Design:
-    def make(key: str) -> tuple[logging.Handler, Callable[[], None]]:
-        handler = RedisHandler(url=url, key=key, mode=mode)
-
-        def finish() -> None:
-            if not handler.flush(300):
-                raise RuntimeError(f"RedisHandler ({mode}) did not write every record: {handler.stats()}")
-
-        return handler, finish
-
-    return make
 
 
 def _rate(design: Design, threads: int, records: int) -> float:
@@ -111,8 +93,8 @@ def ratios(url: str, records: int, reps: int, thread_counts: list[int]) -> list[
     designs: dict[str, Design] = {
         "do-nothing": lambda _key: (DoNothing(), lambda: None),
         "getMessage": lambda _key: (GetMessage(), lambda: None),
-        "RedisHandler, stream": _redis_handler(url, "stream"),
-        "RedisHandler, list": _redis_handler(url, "list"),
+        "RedisHandler, stream": redis_handler(url, "stream"),
+        "RedisHandler, list": redis_handler(url, "list"),
     }
     rows = []
     for threads in thread_counts:
@@ -189,7 +171,7 @@ def stages(url: str, records: int, reps: int) -> dict[str, float]:
             )
         step_costs["frame"], _ = _per_record_ns(frame, encoded)
         del made, messages, pairs, documents, encoded
-        step_costs["logging call, whole (writer running)"] = 1e9 / _rate(_redis_handler(url, "stream"), 1, records)
+        step_costs["logging call, whole (writer running)"] = 1e9 / _rate(redis_handler(url, "stream"), 1, records)
         step_costs["writer alone: wall time per record"], step_costs["writer alone: CPU per record"] = _writer_alone(
             records
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ import redis
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._shared import diagnostics as _diagnostics
+from redis_log_handler._shared import json as _json
 from redis_log_handler._writer import intake as _intake
 from redis_log_handler.testing import EmbeddedRedis
 
@@ -94,3 +96,20 @@ def _restore_root_logger() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(params=["json", "orjson"])
+def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every document of the test goes through one JSON back-end: the stdlib's, then orjson where installed."""
+    if request.param == "orjson":
+        if importlib.util.find_spec("orjson") is None:
+            pytest.skip("orjson is not installed (the fast extra; tox runs it)")
+        import orjson  # noqa: PLC0415
+
+        monkeypatch.setattr(_json, "_dumps", orjson.dumps)
+    else:
+        import json  # noqa: PLC0415
+
+        stdlib = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        monkeypatch.setattr(_json, "_dumps", lambda obj: stdlib.encode(obj).encode("utf-8"))
+    return str(request.param)

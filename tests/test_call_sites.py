@@ -6,7 +6,6 @@ take the next one), with the stdlib's ``json`` and with ``orjson`` where it is i
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 from typing import Any
@@ -21,7 +20,6 @@ from redis_log_handler._schema import document as _document
 from redis_log_handler._schema.call_sites import CallSiteEncoder
 from redis_log_handler._schema.document import SCHEMA_FIELDS, stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
-from redis_log_handler._shared import json as _json
 from redis_log_handler._writer.transport.resp import frame, unframe
 
 _ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)  # lone surrogates included
@@ -32,23 +30,6 @@ _FIELDS = st.dictionaries(
     max_size=3,
 )
 _LEVELS = st.sampled_from([logging.DEBUG, logging.INFO, 25, logging.WARNING, logging.ERROR, logging.CRITICAL])
-
-
-@pytest.fixture(params=["json", "orjson"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every encoding of the test goes through one JSON back-end."""
-    if request.param == "orjson":
-        if importlib.util.find_spec("orjson") is None:
-            pytest.skip("orjson is not installed (the fast extra; tox runs it)")
-        import orjson  # noqa: PLC0415
-
-        monkeypatch.setattr(_json, "_dumps", orjson.dumps)
-    else:
-        import json  # noqa: PLC0415
-
-        stdlib = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        monkeypatch.setattr(_json, "_dumps", lambda obj: stdlib.encode(obj).encode("utf-8"))
-    return str(request.param)
 
 
 @pytest.fixture
@@ -81,7 +62,7 @@ class TestSameBytes:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(name=_ANY_TEXT.filter(bool), level=_LEVELS, message=_ANY_TEXT, thread_name=_ANY_TEXT, fields=_FIELDS)
     def test_any_text_either_way_the_same_bytes(
-        self, backend: str, name: str, level: int, message: str, thread_name: str, fields: dict[str, Any]
+        self, json_backend: str, name: str, level: int, message: str, thread_name: str, fields: dict[str, Any]
     ) -> None:
         """Any logger name, level, message, thread name and static fields: the same bytes, or the whole way."""
         fast, whole = both_ways(make_record(name, level, message, thread_name), fields)
@@ -90,7 +71,7 @@ class TestSameBytes:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(name=_CLEAN_TEXT.filter(bool), level=_LEVELS, message=_CLEAN_TEXT, thread_name=_CLEAN_TEXT, fields=_FIELDS)
     def test_the_common_case_takes_the_call_site_way(
-        self, backend: str, name: str, level: int, message: str, thread_name: str, fields: dict[str, Any]
+        self, json_backend: str, name: str, level: int, message: str, thread_name: str, fields: dict[str, Any]
     ) -> None:
         """Text without lone surrogates (quotes, control characters, any script) goes the call-site way."""
         fast, whole = both_ways(make_record(name, level, message, thread_name), fields)
@@ -98,14 +79,14 @@ class TestSameBytes:
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(created=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
-    def test_any_time(self, backend: str, created: float) -> None:
+    def test_any_time(self, json_backend: str, created: float) -> None:
         """Any time to 2100, with the milliseconds logging derives from it (they win over rounding)."""
         record = make_record("app", logging.INFO, "served")
         record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
         fast, whole = both_ways(record)
         assert fast == whole
 
-    def test_the_milliseconds_win_over_rounding(self, backend: str) -> None:
+    def test_the_milliseconds_win_over_rounding(self, json_backend: str) -> None:
         """A time whose microseconds round up into the next millisecond keeps the record's milliseconds."""
         record = make_record("app", logging.INFO, "served")
         record.created, record.msecs = 1_700_000_000.7339997, 733.0
@@ -113,7 +94,7 @@ class TestSameBytes:
         assert fast == whole
         assert b"2023-11-14T22:13:20.733000Z" in whole
 
-    def test_a_known_call_site_gives_each_record_its_own_values(self, backend: str) -> None:
+    def test_a_known_call_site_gives_each_record_its_own_values(self, json_backend: str) -> None:
         """The second record of a call site uses the parts learned from the first, with its own values."""
         encoder = DocumentEncoder({"service": "api"}, 262_144)
         sites = CallSiteEncoder(encoder, 262_144, "v1")
@@ -124,7 +105,7 @@ class TestSameBytes:
             whole = encoder.encode(stdlib_document(record, f"request {number} served"))
             assert sites.frame(record, record.getMessage()) == frame(whole)
 
-    def test_the_table_of_call_sites_is_bounded(self, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_the_table_of_call_sites_is_bounded(self, json_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """More call sites (and threads) than the tables hold: they start over, and every record encodes the same."""
         monkeypatch.setattr(_call_sites, "_MAX_CALL_SITES", 8)
         encoder = DocumentEncoder({}, 262_144)
@@ -141,7 +122,7 @@ class TestSameBytes:
 class TestTheWholeWay:
     """The records the call-site encoder leaves to the whole encoder."""
 
-    def test_an_exception(self, backend: str) -> None:
+    def test_an_exception(self, json_backend: str) -> None:
         record = make_record("app", logging.ERROR, "failed")
         try:
             raise ValueError("boom")
@@ -149,35 +130,35 @@ class TestTheWholeWay:
             record.exc_info = sys.exc_info()
         assert both_ways(record)[0] is None
 
-    def test_a_stack(self, backend: str) -> None:
+    def test_a_stack(self, json_backend: str) -> None:
         record = make_record("app", logging.INFO, "here")
         record.stack_info = "Stack (most recent call last):\n  ..."
         assert both_ways(record)[0] is None
 
-    def test_extra_fields(self, backend: str) -> None:
+    def test_extra_fields(self, json_backend: str) -> None:
         assert both_ways(make_record("app", logging.INFO, "paid", order_id=42))[0] is None
 
-    def test_ecs(self, backend: str) -> None:
+    def test_ecs(self, json_backend: str) -> None:
         assert both_ways(make_record("app", logging.INFO, "paid"), schema="ecs")[0] is None
 
-    def test_a_document_too_large(self, backend: str) -> None:
+    def test_a_document_too_large(self, json_backend: str) -> None:
         """A message past max_document_bytes: the whole encoder cuts it and marks it truncated."""
         fast, whole = both_ways(make_record("app", logging.INFO, "x" * 5000), max_bytes=1024)
         assert fast is None
         assert b'"truncated":true' in whole
 
-    def test_a_lone_surrogate_in_the_message(self, backend: str) -> None:
+    def test_a_lone_surrogate_in_the_message(self, json_backend: str) -> None:
         fast, whole = both_ways(make_record("app", logging.INFO, "bad \udc80 byte"))
         assert fast is None
         assert b"\\udc80" in whole
 
-    def test_a_thread_without_a_number(self, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_thread_without_a_number(self, json_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """logging.logThreads = False leaves the thread fields None."""
         record = make_record("app", logging.INFO, "served")
         record.thread = record.threadName = None
         assert both_ways(record)[0] is None
 
-    def test_a_current_span(self, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_current_span(self, json_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
         """With a valid OpenTelemetry span current, the trace fields come with the whole document."""
         monkeypatch.setattr(_call_sites, "current_span", lambda: "span")
         monkeypatch.setattr(_call_sites, "trace_fields", lambda span: ("a" * 32, "b" * 16, 1))
@@ -185,7 +166,7 @@ class TestTheWholeWay:
 
 
 @pytest.mark.usefixtures("fixed_id")
-def test_the_handler_buffers_the_same_frames(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_handler_buffers_the_same_frames(json_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """RedisHandler's frames for plain records, exceptions and extras are the whole encoder's, framed."""
     handler = RedisHandler(url="redis://127.0.0.1:1/0", fields={"service": "api"})
     framed: list[bytes] = []

@@ -9,7 +9,6 @@ the stdlib's ``json`` always, ``orjson`` where it is installed (the ``fast`` ext
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -77,23 +76,6 @@ VALUES = st.recursive(
 )
 
 
-@pytest.fixture(params=["json", "orjson"])
-def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Make every document of the test go through one JSON encoder."""
-    if request.param == "orjson":
-        if importlib.util.find_spec("orjson") is None:
-            pytest.skip("orjson is not installed (the fast extra; tox runs it)")
-        import orjson  # noqa: PLC0415
-
-        monkeypatch.setattr(_json, "_dumps", orjson.dumps)
-    else:
-        import json  # noqa: PLC0415
-
-        stdlib = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        monkeypatch.setattr(_json, "_dumps", lambda obj: stdlib.encode(obj).encode("utf-8"))
-    return str(request.param)
-
-
 @pytest.fixture
 def three_sources(redis_server: EmbeddedRedis, key: str) -> Iterator[tuple[RedisHandler, list[Callable[..., None]]]]:
     """One handler, and a way to log a value as an extra field through each of the three sources."""
@@ -122,7 +104,7 @@ def three_sources(redis_server: EmbeddedRedis, key: str) -> Iterator[tuple[Redis
 @given(values=st.lists(VALUES, min_size=1, max_size=4))
 def test_any_extra_value_is_written(
     values: list[Any],
-    encoder: str,
+    json_backend: str,
     three_sources: tuple[RedisHandler, list[Callable[..., None]]],
     client: redis.Redis,
     key: str,
@@ -143,7 +125,7 @@ def test_any_extra_value_is_written(
     assert {document["source"] for document in documents} == {"stdlib", "loguru", "structlog"}
 
 
-def test_big_integers_are_written_as_decimal_text(encoder: str) -> None:
+def test_big_integers_are_written_as_decimal_text(json_backend: str) -> None:
     """An integer outside 64 bits becomes its decimal string with either encoder; one inside stays a number."""
     safe = _json.json_safe({"big": 2**64, "small": -(2**63) - 1, "edge": 2**64 - 1, "low": -(2**63)})
     assert _json.loads(_json.dumps(safe)) == {
