@@ -197,16 +197,14 @@ def call_site_steps(reps: int) -> dict[str, float]:
         "emit, whole (buffer not included)": "handler.emit(record)",
         "getMessage": "record.getMessage()",
         "CallSiteEncoder.frame, whole": "sites.frame(record, message)",
-        "  extra fields? (record.__dict__ against the standard attributes)": (
-            "record.__dict__.keys() <= RECORD_ATTRIBUTES"
+        "  the record's attributes (3 itemgetters) and its key count (extra fields?)": (
+            "(_SITE(record.__dict__), _CHANGING(record.__dict__), _OTHERS(record.__dict__), "
+            "len(record.__dict__) != len(_STANDARD_ATTRIBUTES))"
         ),
         "  a current OpenTelemetry span? (when opentelemetry-api is installed)": (
-            "current_span is not None and trace_fields(current_span()) is not None"
+            "current_trace is not None and current_trace() is not None"
         ),
-        "  the call site's key (9 attributes) and its parts": (
-            "sites._parts.get((record.name, record.levelname, record.levelno, record.module, record.funcName, "
-            "record.lineno, record.pathname, record.process, record.processName))"
-        ),
+        "  the call site's parts (a dict lookup by the 9-tuple)": "sites._parts.get(_SITE(record.__dict__))",
         "  the message as JSON": "dumps(message)",
         "  the time's digits": (
             "(_THREE_DIGITS[int(record.msecs)], _THREE_DIGITS[round((record.created - int(record.created)) "

@@ -94,6 +94,13 @@ class TestSameBytes:
         assert fast == whole
         assert b"2023-11-14T22:13:20.733000Z" in whole
 
+    def test_a_formatted_record(self, json_backend: str) -> None:
+        """The attributes a Formatter adds ("message", "asctime") are not extra fields: the call-site way."""
+        record = make_record("app", logging.INFO, "served")
+        logging.Formatter("%(asctime)s %(message)s").format(record)
+        fast, whole = both_ways(record)
+        assert fast == whole
+
     def test_a_known_call_site_gives_each_record_its_own_values(self, json_backend: str) -> None:
         """The second record of a call site uses the parts learned from the first, with its own values."""
         encoder = DocumentEncoder({"service": "api"}, 262_144)
@@ -138,6 +145,31 @@ class TestTheWholeWay:
     def test_extra_fields(self, json_backend: str) -> None:
         assert both_ways(make_record("app", logging.INFO, "paid", order_id=42))[0] is None
 
+    def test_an_extra_field_in_place_of_a_deleted_attribute(self, json_backend: str) -> None:
+        """As many keys as a plain record, one of them an extra field: the whole way, which keeps the extra."""
+        record = make_record("app", logging.INFO, "paid", order_id=42)
+        del record.relativeCreated
+        fast, whole = both_ways(record)
+        assert fast is None
+        assert b'"extra":{"order_id":42}' in whole
+
+    def test_an_attribute_the_class_provides(self, json_backend: str) -> None:
+        """A record subclass whose attribute is a property (not in the record's dict): the whole way."""
+
+        class Renamed(logging.LogRecord):
+            @property
+            def funcName(self) -> str:  # stdlib's name
+                return "renamed"
+
+            @funcName.setter
+            def funcName(self, _value: str) -> None:
+                pass
+
+        record = Renamed("app", logging.INFO, "/srv/app/orders.py", 12, "paid", None, None, "serve")
+        fast, whole = both_ways(record)
+        assert fast is None
+        assert b'"function":"renamed"' in whole
+
     def test_ecs(self, json_backend: str) -> None:
         assert both_ways(make_record("app", logging.INFO, "paid"), schema="ecs")[0] is None
 
@@ -158,11 +190,26 @@ class TestTheWholeWay:
         record.thread = record.threadName = None
         assert both_ways(record)[0] is None
 
-    def test_a_current_span(self, json_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_current_span(self, json_backend: str) -> None:
         """With a valid OpenTelemetry span current, the trace fields come with the whole document."""
-        monkeypatch.setattr(_call_sites, "current_span", lambda: "span")
-        monkeypatch.setattr(_call_sites, "trace_fields", lambda span: ("a" * 32, "b" * 16, 1))
-        assert both_ways(make_record("app", logging.INFO, "paid"))[0] is None
+        trace = pytest.importorskip("opentelemetry.trace")
+        context = trace.SpanContext(trace_id=1, span_id=2, is_remote=False, trace_flags=trace.TraceFlags(1))
+        with trace.use_span(trace.NonRecordingSpan(context)):
+            fast, whole = both_ways(make_record("app", logging.INFO, "paid"))
+        assert fast is None
+        assert b'"span_id":"0000000000000002"' in whole
+
+    def test_a_context_without_a_span(self, json_backend: str) -> None:
+        """An OpenTelemetry context holding something else (baggage): the call-site way, no trace fields."""
+        baggage = pytest.importorskip("opentelemetry.baggage")
+        context = pytest.importorskip("opentelemetry.context")
+        token = context.attach(baggage.set_baggage("tenant", "acme"))
+        try:
+            fast, whole = both_ways(make_record("app", logging.INFO, "paid"))
+        finally:
+            context.detach(token)
+        assert fast == whole
+        assert b"trace_id" not in whole
 
 
 @pytest.mark.usefixtures("fixed_id")

@@ -70,8 +70,8 @@ def test_every_framework_carries_the_current_span(
 
 
 def test_without_opentelemetry_nothing_is_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the API absent (current_span None) documents have no trace fields, even inside a span."""
-    monkeypatch.setattr(_document, "current_span", None)
+    """With the API absent (current_trace None) documents have no trace fields, even inside a span."""
+    monkeypatch.setattr(_document, "current_trace", None)
     with in_span():
         document = _document.stdlib_document(logging.makeLogRecord({"msg": "x"}), "x")
     assert "trace_id" not in document

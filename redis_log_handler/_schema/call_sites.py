@@ -22,19 +22,27 @@ a record without exception, stack, extra fields or trace context, in schema 1,
 whose message and thread name are text and that fits ``max_document_bytes``;
 :meth:`CallSiteEncoder.frame` returns None for every other one, and the caller
 builds and encodes the whole document.
+
+The record is read from its ``__dict__`` by three ``itemgetter`` calls, which
+also prove that every attribute a plain record of this Python has is there:
+then the number of keys alone tells whether there are extra fields (only a
+record with more keys is compared key by key; a formatter's ``message`` and
+``asctime`` are not extra). A record missing one of them from its dict (deleted,
+or a subclass's property) goes the whole way.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from redis_log_handler._shared.json import dumps
 
 from .document import RECORD_ATTRIBUTES, new_document, record_ids
 from .encoding import DocumentEncoder
-from .trace import current_span, trace_fields
+from .trace import current_trace
 
 __all__ = ["CallSiteEncoder"]
 
@@ -44,6 +52,18 @@ _MAX_CALL_SITES = 4096
 _TIME, _MESSAGE, _THREAD, _THREAD_NAME, _ID = (f"\x00{name}\x00" for name in "TMHNI")
 _MARKERS = [dumps(marker) for marker in (_TIME, _MESSAGE, _THREAD, _THREAD_NAME, _ID)]
 _THREE_DIGITS = [b"%03d" % number for number in range(1000)]  # milliseconds, and microseconds within one
+
+# What makes a call site, read from the record's __dict__ in this order (``_learn`` unpacks it); the values
+# that change from record to record or send it the whole way; and the rest of the attributes every record
+# of this Python has. A record holding all of them and no more keys than that has no extra fields.
+_SITE_ATTRIBUTES = (
+    "name", "levelname", "levelno", "module", "funcName", "lineno", "pathname", "process", "processName",
+)  # fmt: skip
+_CHANGING_ATTRIBUTES = ("thread", "threadName", "created", "msecs", "exc_info", "stack_info")
+_STANDARD_ATTRIBUTES = tuple(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+_SITE = itemgetter(*_SITE_ATTRIBUTES)
+_CHANGING = itemgetter(*_CHANGING_ATTRIBUTES)
+_OTHERS = itemgetter(*(name for name in _STANDARD_ATTRIBUTES if name not in _SITE_ATTRIBUTES + _CHANGING_ATTRIBUTES))
 
 CallSite = tuple[Any, ...]
 
@@ -76,34 +96,35 @@ class CallSiteEncoder:
 
     def frame(self, record: logging.LogRecord, message: str) -> bytes | None:
         """*record*'s document (its message formatted as *message*), framed; None if it needs the whole one."""
-        if record.exc_info or record.stack_info is not None or type(message) is not str or not self.enabled:
+        attributes = record.__dict__
+        try:  # C calls where reading each attribute would take a bytecode or two
+            site = _SITE(attributes)
+            thread, thread_name, created, msecs, exc_info, stack_info = _CHANGING(attributes)
+            _OTHERS(attributes)  # every standard attribute is there: counting the keys finds any extra one
+        except KeyError:
+            return None  # not in the record's own dict (deleted, or a subclass's property): the whole encoder
+        if len(attributes) != len(_STANDARD_ATTRIBUTES) and not attributes.keys() <= RECORD_ATTRIBUTES:
+            return None  # extra fields (a formatter's "message" and "asctime" are not)
+        if type(message) is not str or not self.enabled:
             return None
-        if not record.__dict__.keys() <= RECORD_ATTRIBUTES:
-            return None  # extra fields
-        thread, thread_name = record.thread, record.threadName
-        if type(thread) is not int or type(thread_name) is not str:
+        if exc_info or stack_info is not None or type(thread) is not int or type(thread_name) is not str:
             return None
-        if current_span is not None and trace_fields(current_span()) is not None:
+        if current_trace is not None and current_trace() is not None:
             return None
-        site = (
-            record.name, record.levelname, record.levelno, record.module, record.funcName, record.lineno,
-            record.pathname, record.process, record.processName,
-        )  # fmt: skip
         parts = self._parts.get(site) or self._learn(site)
         if parts is None:
             return None
-        created = record.created
         second = int(created)
         try:
             message_json = dumps(message)
             # iso_timestamp's rule with the record's own milliseconds: they win over rounding, and the
             # microseconds within them are the rounded ones (document.iso_timestamp).
-            milliseconds = _THREE_DIGITS[int(record.msecs)]
+            milliseconds = _THREE_DIGITS[int(msecs)]
             microseconds = _THREE_DIGITS[round((created - second) * 1_000_000) % 1000]
             thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(thread, thread_name, parts)
         except Exception:
             return None  # a lone surrogate (the whole encoder repairs it), or milliseconds out of range
-        if record.msecs < 0:
+        if msecs < 0:
             return None
         cached_second, date = self._date
         if cached_second != second:

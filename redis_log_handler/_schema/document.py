@@ -19,7 +19,7 @@ from typing import Any
 from redis_log_handler._shared.fork import after_fork_in_child
 from redis_log_handler._shared.json import json_safe, safe_str
 
-from .trace import current_span, trace_fields
+from .trace import current_trace
 
 __all__ = [
     "HOST",
@@ -215,8 +215,8 @@ def new_document(
         "stack": stack,
         "extra": extra,
     }
-    if current_span is not None:
-        trace = trace_fields(current_span())
+    if current_trace is not None:
+        trace = current_trace()
         if trace is not None:
             document["trace_id"], document["span_id"], document["trace_flags"] = trace
     return document
