@@ -640,6 +640,31 @@ class TestRecursion:
         assert stats["dropped_internal"] == 2
         assert_balanced(stats)
 
+    def test_a_record_the_application_logs_while_a_message_is_formatted_is_written(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+    ) -> None:
+        """Application code run to format a message (an argument's ``__str__``) may log: that record is written too."""
+        handler = make_handler(url=redis_server.url, key=key)
+        logger.addHandler(handler)
+
+        class Order:
+            def __str__(self) -> str:
+                logger.info("order looked up")
+                return "order 7"
+
+        logger.info("paid for %s", Order())
+        assert handler.flush(5)
+        assert sorted(document["message"] for document in read_stream(client, key)) == [
+            "order looked up",
+            "paid for order 7",
+        ]
+        assert handler.stats()["dropped_internal"] == 0
+
     def test_start_up_logging_does_not_deadlock(self, redis_server: EmbeddedRedis, key: str) -> None:
         """asyncio logs while the runtime starts, on the caller's thread: that record is dropped, not deadlocked on.
 

@@ -96,6 +96,8 @@ class CallSiteEncoder:
 
     def frame(self, record: logging.LogRecord, message: str) -> bytes | None:
         """*record*'s document (its message formatted as *message*), framed; None if it needs the whole one."""
+        if not self.enabled:
+            return None
         attributes = record.__dict__
         try:  # C calls where reading each attribute would take a bytecode or two
             site = _SITE(attributes)
@@ -105,7 +107,7 @@ class CallSiteEncoder:
             return None  # not in the record's own dict (deleted, or a subclass's property): the whole encoder
         if len(attributes) != len(_STANDARD_ATTRIBUTES) and not attributes.keys() <= RECORD_ATTRIBUTES:
             return None  # extra fields (a formatter's "message" and "asctime" are not)
-        if type(message) is not str or not self.enabled:
+        if type(message) is not str:
             return None
         if exc_info or stack_info is not None or type(thread) is not int or type(thread_name) is not str:
             return None

@@ -138,7 +138,6 @@ class RedisHandler(logging.Handler):
         if inside.active or shipper.closed:
             self._refused(shipper)
             return
-        inside.active = True
         try:
             framed: bytes | None
             if event_dict is not None:
@@ -158,8 +157,6 @@ class RedisHandler(logging.Handler):
         except Exception:
             shipper.ledger.failed.increment()
             self.handleError(record)
-        finally:
-            inside.active = False
 
     def submit(
         self, source: str, pid: int, build: Callable[[*_Arguments], dict[str, Any]], *arguments: *_Arguments
@@ -176,15 +173,12 @@ class RedisHandler(logging.Handler):
         shipper.ledger.accepted[source].increment()
         if self._refused(shipper):
             return
-        inside.active = True
         try:
             shipper.intake.put(frame(self._encoder.encode(build(*arguments))))
         except Exception as exc:
             shipper.ledger.failed.increment()
             shipper.ledger.handler_errors.increment()
             report(f"{source}-error", f"a {source} record could not be buffered and was dropped: {describe(exc)}")
-        finally:
-            inside.active = False
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Count the error and report it on stderr at most once per interval (with a traceback)."""

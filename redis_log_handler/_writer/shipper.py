@@ -26,6 +26,7 @@ from .flush import Flushes
 from .heartbeat import Heartbeat
 from .intake import Intake
 from .ledger import Ledger, Places, SpillCounts
+from .reentry import inside
 from .runtime import Runtime, get_runtime
 from .settings import WriterSettings
 from .spill.spill import Spill
@@ -128,7 +129,14 @@ class Shipper:
             self._drain.wake()
 
     def _start(self) -> None:
-        runtime = get_runtime()  # outside the lock: starting the runtime logs
+        # Outside the lock: starting the runtime logs ("Using selector"), on this thread; those records are
+        # the handler's own doing (see reentry). The thread may be the runtime's own, flagged for good.
+        already_inside = inside.active
+        inside.active = True
+        try:
+            runtime = get_runtime()
+        finally:
+            inside.active = already_inside
         with self._start_lock:
             if self._runtime is None:
                 runtime.call_soon(self._launch)
