@@ -11,9 +11,11 @@ each repetition in a new order, against a server this script starts:
 - **getMessage**: the same, formatting the message;
 - **RedisHandler** in stream and list mode, timed until ``flush()`` says every record is in Redis.
 
-Printed: each design's median rate and microseconds per record, and the median over the repetitions of
+Printed: each design's median rate and microseconds per record, the median over the repetitions of
 RedisHandler's written rate over the do-nothing handler's in the same repetition (the ratio the
-per-record issue sets at 0.6 or more).
+per-record issue sets at 0.6 or more), how long of each run came after the last logging call returned
+(``flush()`` waiting for the backlog the writer had left), and the process's CPU time per record, every
+thread's (close to the µs per record while the GIL is never idle).
 
 Then, on one thread, the stages of RedisHandler's logging call timed alone over the same records
 (``perf_counter_ns`` around each, median of the repetitions), and the writer alone: records logged
@@ -32,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,28 +70,47 @@ class GetMessage(DoNothing):
 Design = Callable[[str], "tuple[logging.Handler, Callable[[], None]]"]
 
 
-def _rate(design: Design, threads: int, records: int) -> float:
-    """Records per second from *threads* threads through a fresh handler, until ``finish`` returned."""
+class Run(NamedTuple):
+    """One timed run: records/s until every record was in, the part of it after the last logging call, and the
+    process's CPU time per record (every thread's: the logging threads', the writer's)."""
+
+    rate: float
+    tail_s: float
+    cpu_us: float
+
+
+def _run(design: Design, threads: int, records: int) -> Run:
+    """*records* calls from *threads* threads through a fresh handler, timed until ``finish`` returned."""
     handler, finish = design(f"bench:per-record:{uuid.uuid4().hex}")
     log = logging.getLogger(f"bench.per_record.{uuid.uuid4().hex}")
     log.propagate = False
     log.setLevel(logging.INFO)
     log.addHandler(handler)
     per_thread = records // threads
+    finish_started = 0.0
 
     def work(_thread: int) -> None:
         info = log.info
         for number in range(per_thread):
             info(MESSAGE, number, "12.5")
 
-    rate = per_thread * threads / run_threads(threads, work, finish)
+    def timed_finish() -> None:
+        nonlocal finish_started
+        finish_started = time.perf_counter()
+        finish()
+
+    cpu_started = time.process_time()
+    elapsed = run_threads(threads, work, timed_finish)
+    cpu = time.process_time() - cpu_started
+    tail = time.perf_counter() - finish_started  # measured right after run_threads returned
     log.removeHandler(handler)
     handler.close()
-    return rate
+    done = per_thread * threads
+    return Run(done / elapsed, tail, cpu / done * 1e6)
 
 
 def ratios(url: str, records: int, reps: int, thread_counts: list[int]) -> list[dict[str, Any]]:
-    """Each design's median rate, and RedisHandler's median ratio to the do-nothing handler, per thread count."""
+    """Each design's median rate, tail and CPU, and its median ratio to the do-nothing handler, per thread count."""
     designs: dict[str, Design] = {
         "do-nothing": lambda _key: (DoNothing(), lambda: None),
         "getMessage": lambda _key: (GetMessage(), lambda: None),
@@ -98,20 +119,23 @@ def ratios(url: str, records: int, reps: int, thread_counts: list[int]) -> list[
     }
     rows = []
     for threads in thread_counts:
-        rates: dict[str, list[float]] = {name: [] for name in designs}
+        runs: dict[str, list[Run]] = {name: [] for name in designs}
         names = list(designs)
         for rep in range(reps):
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
-                rates[name].append(_rate(designs[name], threads, records))
+                runs[name].append(_run(designs[name], threads, records))
         for name in designs:
-            relative = [rate / floor for rate, floor in zip(rates[name], rates["do-nothing"], strict=True)]
+            relative = [run.rate / floor.rate for run, floor in zip(runs[name], runs["do-nothing"], strict=True)]
+            rate = statistics.median(run.rate for run in runs[name])
             rows.append(
                 {
                     "threads": threads,
                     "design": name,
-                    "records_per_s": statistics.median(rates[name]),
-                    "us_per_record": 1e6 / statistics.median(rates[name]),
+                    "records_per_s": rate,
+                    "us_per_record": 1e6 / rate,
                     "ratio_to_do_nothing": statistics.median(relative),
+                    "tail_ms": statistics.median(run.tail_s for run in runs[name]) * 1e3,
+                    "cpu_us_per_record": statistics.median(run.cpu_us for run in runs[name]),
                 }
             )
     return rows
@@ -171,7 +195,7 @@ def stages(url: str, records: int, reps: int) -> dict[str, float]:
             )
         step_costs["frame"], _ = _per_record_ns(frame, encoded)
         del made, messages, pairs, documents, encoded
-        step_costs["logging call, whole (writer running)"] = 1e9 / _rate(redis_handler(url, "stream"), 1, records)
+        step_costs["logging call, whole (writer running)"] = 1e9 / _run(redis_handler(url, "stream"), 1, records).rate
         step_costs["writer alone: wall time per record"], step_costs["writer alone: CPU per record"] = _writer_alone(
             records
         )
@@ -257,12 +281,16 @@ def main() -> int:
     with EmbeddedRedis() as server:
         rows = ratios(server.url, arguments.records, arguments.reps, arguments.threads)
         print(f"\n{redis_log_handler.__file__}: {arguments.records:,} calls, median of {arguments.reps} repetitions\n")
-        print("| threads | design | records/s | µs per record | ratio to do-nothing |")
-        print("|---|---|---|---|---|")
+        print(
+            "| threads | design | records/s | µs per record | ratio to do-nothing | "
+            "after the last call, ms | CPU µs per record |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for row in rows:
             print(
                 f"| {row['threads']} | {row['design']} | {row['records_per_s']:,.0f} | "
-                f"{row['us_per_record']:.2f} | {row['ratio_to_do_nothing']:.2f} |"
+                f"{row['us_per_record']:.2f} | {row['ratio_to_do_nothing']:.2f} | {row['tail_ms']:.0f} | "
+                f"{row['cpu_us_per_record']:.2f} |"
             )
         if not arguments.no_stages:
             costs = stages(server.url, arguments.records, arguments.reps)
