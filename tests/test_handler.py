@@ -234,6 +234,38 @@ class TestConfiguration:
         assert "redis_log_handler" in capsys.readouterr().err
 
 
+class TestFilters:
+    @pytest.mark.parametrize("kind", ["none", "passes", "refuses", "replaces"])
+    def test_handle_answers_and_emits_as_stdlib_does(self, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With or without filters, handle() returns what logging.Handler.handle does and emits the same record."""
+        record = logging.makeLogRecord({"msg": "served"})
+        replacement = logging.makeLogRecord({"msg": "replaced"})
+        filters: dict[str, list[Callable[[logging.LogRecord], Any]]] = {
+            "none": [],
+            "passes": [lambda _record: True],
+            "refuses": [lambda _record: False],
+            "replaces": [lambda _record: replacement],  # Python 3.12+ emits the replacement
+        }
+        emitted: dict[str, list[logging.LogRecord]] = {"ours": [], "stdlib's": []}
+
+        class Stdlib(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                emitted["stdlib's"].append(record)
+
+        ours = RedisHandler(url="redis://127.0.0.1:1/0")
+        monkeypatch.setattr(ours, "emit", emitted["ours"].append)
+        stdlib = Stdlib()
+        for handler in (ours, stdlib):
+            for function in filters[kind]:
+                handler.addFilter(function)
+        try:
+            answers = (ours.handle(record), stdlib.handle(record))
+        finally:
+            ours.close()
+        assert answers[0] == answers[1]
+        assert emitted["ours"] == emitted["stdlib's"]
+
+
 class TestConcurrency:
     def test_many_threads_exactly_once_in_order(
         self,

@@ -116,6 +116,7 @@ class CallSiteEncoder:
         parts = self._parts.get(site) or self._learn(site)
         if parts is None:
             return None
+        before_time, before_message, before_thread, before_thread_name, before_id, after_id, static_size = parts
         second = int(created)
         try:
             message_json = dumps(message)
@@ -123,7 +124,9 @@ class CallSiteEncoder:
             # microseconds within them are the rounded ones (document.iso_timestamp).
             milliseconds = _THREE_DIGITS[int(msecs)]
             microseconds = _THREE_DIGITS[round((created - second) * 1_000_000) % 1000]
-            thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(thread, thread_name, parts)
+            thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(
+                thread, thread_name, before_thread_name
+            )
         except Exception:
             return None  # a lone surrogate (the whole encoder repairs it), or milliseconds out of range
         if msecs < 0:
@@ -132,21 +135,21 @@ class CallSiteEncoder:
         if cached_second != second:
             date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
             self._date = (second, date)
-        size = parts.size + len(date) + len(message_json) + len(thread_fields)
+        size = static_size + len(date) + len(message_json) + len(thread_fields)
         if size + 20 > self._max_bytes:
             return None  # it may not fit once the sequence number is in: the whole encoder cuts it
         number = b"%d" % record_ids.next()
         return b"".join(
             (
-                b"$%d\r\n" % (size + len(number)), parts.before_time, date, milliseconds, microseconds,
-                parts.before_message, message_json, parts.before_thread, thread_fields, parts.before_id,
-                record_ids.producer_bytes, b"-", number, parts.after_id,
+                b"$%d\r\n" % (size + len(number)), before_time, date, milliseconds, microseconds,
+                before_message, message_json, before_thread, thread_fields, before_id,
+                record_ids.producer_bytes, b"-", number, after_id,
             )
         )  # fmt: skip
 
-    def _thread_fields(self, thread: int, thread_name: str, parts: Parts) -> bytes:
+    def _thread_fields(self, thread: int, thread_name: str, before_thread_name: bytes) -> bytes:
         """The thread's number and name as they sit in a document; raises on a lone surrogate in the name."""
-        fields = b"%d%s%s" % (thread, parts.before_thread_name, dumps(thread_name))
+        fields = b"%d%s%s" % (thread, before_thread_name, dumps(thread_name))
         if len(self._threads) >= _MAX_CALL_SITES:
             self._threads.clear()
         self._threads[(thread, thread_name)] = fields

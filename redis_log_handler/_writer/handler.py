@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVarTuple
@@ -34,6 +35,8 @@ from .uwsgi import takes_over_master_records
 __all__ = ["RedisHandler"]
 
 _Arguments = TypeVarTuple("_Arguments")
+# Filterer.filter returns the record it passes from Python 3.12 on, True before.
+_FILTER_RETURNS_RECORDS = sys.version_info >= (3, 12)
 
 
 class RedisHandler(logging.Handler):
@@ -119,8 +122,12 @@ class RedisHandler(logging.Handler):
 
         The stdlib default serialises every logging thread on the handler lock;
         emit here needs no lock (the buffer and counters are thread-safe), and
-        without it concurrent callers do not convoy.
+        without it concurrent callers do not convoy. Without filters, what
+        ``Filterer.filter`` would answer is returned without calling it.
         """
+        if not self.filters:
+            self.emit(record)
+            return record if _FILTER_RETURNS_RECORDS else True
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):  # Python 3.12+: a filter may return a new record
             record = result
