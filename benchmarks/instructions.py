@@ -17,6 +17,10 @@ the writer's share.
 - **shipped**, stream and list mode: the same calls with the writer sending them to a server this script
   starts, until ``flush()`` says all are in.
 
+``--where`` also prints, for the logging call against the do-nothing handler, the instructions per record
+spent in each of CPython's C functions (``callgrind_annotate``): the interpreter's loop running
+bytecode, dictionary lookups, allocation, joining bytes.
+
 What this cannot show: the cost of the GIL passing between the logging thread and the writer, and of
 memory the caches miss (a record's frame is allocated on one thread and freed on another). Those are in
 ``per_record.py``'s times, not here.
@@ -30,6 +34,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 MESSAGE = "request %d served in %s ms"
@@ -80,13 +86,13 @@ def child(design: str, records: int, url: str) -> None:
     settle()
 
 
-def _count(design: str, records: int, url: str) -> int:
+def _count(design: str, records: int, url: str, out_file: str = "/dev/null") -> int:
     """Instructions the child process executes for *design* and *records*, all threads."""
     result = subprocess.run(
         [
             "valgrind",
             "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
+            f"--callgrind-out-file={out_file}",
             sys.executable,
             __file__,
             "--child",
@@ -107,6 +113,33 @@ def _count(design: str, records: int, url: str) -> int:
     return int(found.group(1))
 
 
+def _by_function(design: str, records: int, url: str) -> Counter[str]:
+    """Instructions the child executes in each C function (recursion levels merged)."""
+    with tempfile.TemporaryDirectory() as directory:
+        out_file = str(Path(directory) / "callgrind.out")
+        _count(design, records, url, out_file)
+        annotated = subprocess.run(
+            ["callgrind_annotate", "--threshold=100", out_file], capture_output=True, text=True, check=True
+        ).stdout
+    counts: Counter[str] = Counter()
+    for line in annotated.splitlines():
+        found = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+(\S.*?)(?: \[.*\])?$", line)
+        if found and "PROGRAM TOTALS" not in line:
+            function = found.group(2).rsplit(":", 1)[-1].split("'")[0]
+            counts[function] += int(found.group(1).replace(",", ""))
+    return counts
+
+
+def where(records: int, url: str) -> dict[str, float]:
+    """Instructions per record by C function: RedisHandler's logging call minus the do-nothing handler."""
+    per: dict[str, Counter[str]] = {}
+    for design in ("call", "do-nothing"):
+        none, some = _by_function(design, 0, url), _by_function(design, records, url)
+        per[design] = Counter({function: (some[function] - none[function]) / records for function in some | none})
+    per["call"].subtract(per["do-nothing"])
+    return dict(per["call"])
+
+
 def per_record(records: int, url: str) -> dict[str, float]:
     """Instructions per record of each design."""
     return {design: (_count(design, records, url) - _count(design, 0, url)) / records for design in DESIGNS}
@@ -116,6 +149,7 @@ def main() -> int:
     """Count every design and print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--where", action="store_true", help="also the logging call's instructions by C function")
     parser.add_argument("--child", choices=list(DESIGNS), help=argparse.SUPPRESS)
     parser.add_argument("--url", default="", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -130,6 +164,7 @@ def main() -> int:
 
     with EmbeddedRedis() as server:
         counts = per_record(arguments.records, server.url)
+        functions = where(arguments.records, server.url) if arguments.where else {}
     floor = counts["do-nothing"]
     print(f"\n{redis_log_handler.__file__}: instructions per record, {arguments.records:,} records\n")
     print("| design | instructions | do-nothing's / this (the ratio if time followed instructions) |")
@@ -138,6 +173,15 @@ def main() -> int:
         print(f"| {description} | {counts[design]:,.0f} | {floor / counts[design]:.2f} |")
     writer = (counts["stream"] + counts["list"]) / 2 - counts["call"]
     print(f"\nThe writer's share (shipped minus the logging call, both modes' mean): {writer:,.0f} per record")
+    if functions:
+        print("\nThe logging call's instructions per record over the do-nothing handler's, by C function\n")
+        print("| C function | instructions |")
+        print("|---|---|")
+        ranked = sorted(functions.items(), key=lambda item: -abs(item[1]))
+        for function, count in ranked[:20]:
+            print(f"| `{function}` | {count:,.0f} |")
+        print(f"| the other {len(ranked) - 20} | {sum(count for _, count in ranked[20:]):,.0f} |")
+        print(f"| **all** | {sum(functions.values()):,.0f} |")
     return 0
 
 
