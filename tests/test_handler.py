@@ -405,11 +405,11 @@ class TestOverflow:
         get_runtime().call_soon(lambda: (held.set(), release.wait(30)))
         assert held.wait(10)
         try:
-            for number in range(2500):  # a full batch, then past the high-water mark (2000)
+            for number in range(2500):  # a full batch, which is also the high-water mark (a round trip's 1000)
                 logger.info("%d", number)
         finally:
             release.set()
-        assert len(decisions) == 502  # backlog 2000 to 2501
+        assert len(decisions) == 1502  # backlog 1000 to 2501
         assert all(decisions)
         assert handler.flush(10) is True
         assert handler.stats()["written"] == 2502

@@ -50,13 +50,18 @@ class FakeDisk:
 
 
 def make_intake(
-    overflow: str = "drop_oldest", disk: FakeDisk | None = None, capacity: int = 4, block_timeout: float = 0.0
+    overflow: str = "drop_oldest",
+    disk: FakeDisk | None = None,
+    capacity: int = 4,
+    block_timeout: float = 0.0,
+    trip_limit: int | None = None,
 ) -> tuple[Intake, Ledger, list[int]]:
-    """An intake with a fresh ledger; the list counts the wake calls."""
+    """An intake with a fresh ledger (a round trip carries the whole buffer unless told); the list counts the wakes."""
     ledger = Ledger()
     wakes: list[int] = []
     intake = Intake(
         capacity=capacity,
+        trip_limit=capacity if trip_limit is None else trip_limit,
         trip_fill=2,
         overflow=overflow,
         block_timeout=block_timeout,
@@ -279,6 +284,14 @@ class TestSteppingAside:
         assert intake._writer_behind() is False
         intake.writer_waits = lambda: True  # the reply is there
         assert intake._writer_behind() is True
+
+    def test_the_high_water_mark_is_one_round_trip_at_most_half_the_buffer(self) -> None:
+        """Past what one round trip carries the writer is behind, however large the buffer."""
+        intake, _, _ = make_intake(capacity=100, trip_limit=16)
+        put_numbers(intake, 15)
+        assert intake._writer_behind() is False
+        put_numbers(intake, 1, start=15)
+        assert intake._writer_behind() is True  # 16: one round trip's records, well below half the buffer
 
     def test_put_steps_aside_past_the_high_water_mark(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """put() hands the decision to step_aside once the backlog passes the high-water mark, not before."""

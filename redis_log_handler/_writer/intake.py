@@ -17,9 +17,11 @@ before it takes from memory again (:meth:`Intake.take` checks that under the
 same lock the movers hold). One process's records thus reach Redis in the order
 they were accepted: memory, then disk, then Redis.
 
-Past half the buffer (the high-water mark) a logging call steps aside for the
-writer when the writer could run (see ``backpressure``): under sustained load
-the application's threads slow down instead of the buffer overflowing.
+Past one round trip's records (the high-water mark: the most one round trip
+carries, at most half the buffer) a logging call steps aside for the writer when
+the writer could run (see ``backpressure``): under sustained load the
+application's threads slow down instead of the buffer overflowing, and what the
+writer has yet to send stays about one round trip, which it can send at once.
 
 This module knows nothing of asyncio, the runtime, Redis or the spill's files:
 the spill is a :class:`DiskTail` and waking the drain task is a callback.
@@ -69,6 +71,7 @@ class Intake:
         self,
         *,
         capacity: int,
+        trip_limit: int,
         trip_fill: int,
         overflow: str,
         block_timeout: float,
@@ -103,7 +106,10 @@ class Intake:
         self._fill_wake_sent = False
         self._closed = False
         # Back-pressure (see _step_aside): past this backlog a logging thread lets a writer that could run run.
-        self._high_water = max(1, capacity // 2)
+        # More than a round trip carries means the writer is behind; half the buffer is kept for what Redis
+        # itself is slow to take. (At half the buffer, 20 threads ending a burst left 36,000 records to
+        # send, 0.2 s of the server's work in stream mode: docs/benchmarks.md.)
+        self._high_water = max(1, min(capacity // 2, trip_limit))
         # The backlog at which put() has something to do: a full round trip to announce, or the high-water mark.
         self._attention = min(trip_fill, self._high_water)
         self.writer_waits: Callable[[], bool] | None = None

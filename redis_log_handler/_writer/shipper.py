@@ -55,9 +55,11 @@ class Shipper:
             if settings.spill_dir is not None
             else None
         )
+        trip_limit, trip_fill = trip_sizes(settings)
         self.intake = Intake(
             capacity=settings.buffer_size,
-            trip_fill=trip_sizes(settings)[1],
+            trip_limit=trip_limit,
+            trip_fill=trip_fill,
             overflow=settings.overflow,
             block_timeout=settings.block_timeout,
             ledger=self.ledger,
