@@ -103,6 +103,22 @@ MUTANTS = [
         'record_ids.producer_bytes, b"_", number,',
         ("tests/test_call_sites.py",),
     ),
+    Mutant(
+        "i",
+        "a record with an extra field in place of a deleted standard attribute keeps its extra field",
+        "_schema/call_sites.py",
+        "            _OTHERS(attributes)  #",
+        "            pass  #",
+        ("tests/test_call_sites.py::TestTheWholeWay",),
+    ),
+    Mutant(
+        "j",
+        "back-pressure starts past one round trip's records, not only past half the buffer",
+        "_writer/intake.py",
+        "max(1, min(capacity // 2, trip_limit))",
+        "max(1, capacity // 2)",
+        ("tests/test_intake.py::TestSteppingAside",),
+    ),
 ]
 
 
