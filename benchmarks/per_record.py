@@ -223,7 +223,7 @@ def call_site_steps(reps: int) -> dict[str, float]:
         "CallSiteEncoder.frame, whole": "sites.frame(record, message)",
         "  the record's attributes (3 itemgetters) and its key count (extra fields?)": (
             "(_SITE(record.__dict__), _CHANGING(record.__dict__), _OTHERS(record.__dict__), "
-            "len(record.__dict__) != len(_STANDARD_ATTRIBUTES))"
+            "len(record.__dict__) != _STANDARD_COUNT)"
         ),
         "  a current OpenTelemetry span? (when opentelemetry-api is installed)": (
             "current_trace is not None and current_trace() is not None"

@@ -61,6 +61,7 @@ _SITE_ATTRIBUTES = (
 )  # fmt: skip
 _CHANGING_ATTRIBUTES = ("thread", "threadName", "created", "msecs", "exc_info", "stack_info")
 _STANDARD_ATTRIBUTES = tuple(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+_STANDARD_COUNT = len(_STANDARD_ATTRIBUTES)
 _SITE = itemgetter(*_SITE_ATTRIBUTES)
 _CHANGING = itemgetter(*_CHANGING_ATTRIBUTES)
 _OTHERS = itemgetter(*(name for name in _STANDARD_ATTRIBUTES if name not in _SITE_ATTRIBUTES + _CHANGING_ATTRIBUTES))
@@ -105,7 +106,7 @@ class CallSiteEncoder:
             _OTHERS(attributes)  # every standard attribute is there: counting the keys finds any extra one
         except KeyError:
             return None  # not in the record's own dict (deleted, or a subclass's property): the whole encoder
-        if len(attributes) != len(_STANDARD_ATTRIBUTES) and not attributes.keys() <= RECORD_ATTRIBUTES:
+        if len(attributes) != _STANDARD_COUNT and not attributes.keys() <= RECORD_ATTRIBUTES:
             return None  # extra fields (a formatter's "message" and "asctime" are not)
         if type(message) is not str:
             return None
