@@ -34,13 +34,12 @@ or a subclass's property) goes the whole way.
 from __future__ import annotations
 
 import logging
-import time
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from redis_log_handler._shared.json import dumps
 
-from .document import RECORD_ATTRIBUTES, new_document, record_ids
+from .document import RECORD_ATTRIBUTES, dates, new_document, record_ids
 from .encoding import DocumentEncoder
 from .trace import current_trace
 
@@ -84,13 +83,12 @@ class Parts(NamedTuple):
 class CallSiteEncoder:
     """Frames the common stdlib record from its call site's parts; None where the whole document is needed."""
 
-    __slots__ = ("_date", "_encoder", "_max_bytes", "_parts", "_threads", "enabled")
+    __slots__ = ("_encoder", "_max_bytes", "_parts", "_threads", "enabled")
 
     def __init__(self, encoder: DocumentEncoder, max_bytes: int, schema: str) -> None:
         self._encoder = encoder
         self._max_bytes = max_bytes
         self._parts: dict[CallSite, Parts] = {}
-        self._date: tuple[int, bytes] = (-1, b"")  # a whole second and its "YYYY-MM-DDTHH:MM:SS."
         # (thread, thread name) -> '<number>,"thread_name":<name as JSON>', what follows '"thread":'
         self._threads: dict[tuple[int, str], bytes] = {}
         self.enabled = schema == "v1"
@@ -132,10 +130,9 @@ class CallSiteEncoder:
             return None  # a lone surrogate (the whole encoder repairs it), or milliseconds out of range
         if msecs < 0:
             return None
-        cached_second, date = self._date
+        cached_second, _, date = dates.current  # "YYYY-MM-DDTHH:MM:SS."
         if cached_second != second:
-            date = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
-            self._date = (second, date)
+            _, _, date = dates.format(second)
         size = static_size + len(date) + len(message_json) + len(thread_fields)
         if size + 20 > self._max_bytes:
             return None  # it may not fit once the sequence number is in: the whole encoder cuts it

@@ -26,6 +26,7 @@ __all__ = [
     "RECORD_ATTRIBUTES",
     "SCHEMA_FIELDS",
     "SCHEMA_VERSION",
+    "dates",
     "document_age",
     "exception_info",
     "iso_timestamp",
@@ -78,10 +79,27 @@ def producer_id() -> str:
     return record_ids.producer
 
 
-# Formatting the date part once per second keeps the hot path cheap; the
-# cached pair is replaced as one tuple, so readers on other threads never see
-# a torn value.
-_second_cache: tuple[int, str] = (-1, "")
+class _Dates:
+    """The date part of timestamps, formatted once per second: it keeps the hot path cheap.
+
+    ``current`` is ``(second, "YYYY-MM-DDTHH:MM:SS", the same as bytes with the "." that follows it)``,
+    the text for :func:`iso_timestamp` and the bytes for the call-site way (``call_sites``). It is replaced
+    as one tuple, so readers on other threads never see a torn value.
+    """
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: tuple[int, str, bytes] = (-1, "", b"")
+
+    def format(self, second: int) -> tuple[int, str, bytes]:
+        """Format *second*'s date part, keep it as the current one and return it."""
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        self.current = (second, text, f"{text}.".encode())
+        return self.current
+
+
+dates = _Dates()
 
 
 def document_age(document: bytes) -> float | None:
@@ -101,7 +119,6 @@ def iso_timestamp(created: float, msecs: float | None = None) -> str:
     ``created`` rounds across a millisecond: a consumer rebuilding the record
     then writes the same line as the producer would have.
     """
-    global _second_cache
     second = int(created)
     micros = round((created - second) * 1_000_000)
     if msecs is not None and micros // 1000 != msecs:
@@ -110,10 +127,9 @@ def iso_timestamp(created: float, msecs: float | None = None) -> str:
     elif micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
-    cached_second, prefix = _second_cache
+    cached_second, prefix, _ = dates.current
     if cached_second != second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache = (second, prefix)
+        _, prefix, _ = dates.format(second)
     return f"{prefix}.{micros:06d}Z"
 
 
