@@ -7,18 +7,23 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._writer import drain as _drain
+from redis_log_handler._writer.delivery import backoff_delay
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler.testing import EmbeddedRedis
 
 from .helpers import Freeze, read_list, read_stream, wait_until
+from .servers import named
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]
@@ -186,6 +191,71 @@ def _run_child(url: str, key: str, count: int, how: str, close_timeout: float = 
     return ended - float(result.stdout.split()[0]), result.stderr, result.returncode
 
 
+_INTERRUPTED_CHILD = textwrap.dedent(
+    """
+    import logging, os, signal, sys, threading, time
+    from redis_log_handler import RedisHandler
+
+    url, key, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    handler = RedisHandler(url=url, key=key, mode="list", close_timeout=5.0)
+    log = logging.getLogger("child")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+    def stop(*_):  # SIGTERM ends the process through its exit hooks
+        print("stopping", flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    for number in range(count):
+        log.info("%d", number)
+
+    def second_sigterm():  # a server's second SIGTERM, once the exit hook is closing the handler
+        while not handler._shipper.closed:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=second_sigterm, daemon=True).start()
+    sys.exit(0)
+    """
+)
+
+
+class TestDeadline:
+    @pytest.mark.parametrize("waiter", ["flush", "close"])
+    def test_redis_back_before_the_deadline_is_written_to_within_a_hurried_retry(
+        self,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
+        waiter: str,
+    ) -> None:
+        """Redis down long enough for the retry backoff to grow past the 3 s deadline of a flush or close, then
+        back while it waits: the record is written before the deadline, because a retry is never more than
+        HURRIED_RETRY away while a flush or close waits (the backoff's jitter is pinned at its largest here,
+        so a backoff alone would sleep through the deadline)."""
+        monkeypatch.setattr(_drain, "backoff_delay", lambda attempt: backoff_delay(attempt, draw=lambda: 1.0))
+        handler = make_handler(url=own_server.url, key=key, mode="list", close_timeout=3.0)
+        logger.addHandler(handler)
+        own_server.kill()
+        logger.info("logged while down")
+        wait_until(lambda: handler.stats()["retries"] >= 6, timeout=30)  # the next backoff is 3.2 s, then 5 s
+        retries = handler.stats()["retries"]
+        outcome: list[bool] = []
+        waiting = threading.Thread(
+            target=lambda: outcome.append(handler.flush(3.0) if waiter == "flush" else handler.close() is None)
+        )
+        waiting.start()
+        wait_until(lambda: handler.stats()["retries"] > retries, timeout=5)  # a retry since the wait began failed
+        own_server.start()
+        waiting.join()
+        assert outcome == [True]
+        assert handler.stats()["written"] == 1
+        assert redis.Redis.from_url(own_server.url).llen(key) == 1
+
+
 class TestExit:
     @pytest.mark.parametrize("how", list(_EXIT_CODES))
     def test_exit_without_close_delivers_everything(
@@ -221,6 +291,32 @@ class TestExit:
         assert "were not written before close_timeout" in stderr
         assert stderr.count("Traceback") == (1 if how == "raise" else 0)  # only the application's own
         assert "Exception ignored" not in stderr
+
+    @pytest.mark.parametrize("redis_back", [True, False])
+    def test_an_exit_interrupted_by_a_second_sigterm_still_writes_or_names_every_record(
+        self, tmp_path: Path, own_server: EmbeddedRedis, key: str, redis_back: bool
+    ) -> None:
+        """Redis down at exit, and a SIGTERM whose handler raises SystemExit while the exit hook closes the handler:
+        the close goes on (logging.shutdown's close() waits for it), so Redis started again then gets all 300
+        records, and a Redis still down past close_timeout has all 300 named."""
+        own_server.kill()
+        child = subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPTED_CHILD, own_server.url, key, "300"],
+            cwd=tmp_path,  # it imports the package the tests import, not the project's from its working directory
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "stopping\n"  # the second SIGTERM interrupted the exit hook
+        if redis_back:
+            own_server.start()
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode == 0, stderr
+        if not redis_back:
+            own_server.start()
+        written = redis.Redis.from_url(own_server.url).llen(key)
+        assert (written, sum(line.not_written for line in named(stderr, key))) == ((300, 0) if redis_back else (0, 300))
 
     def test_exit_is_bounded_when_redis_is_down(self, key: str) -> None:
         """With nothing listening on the port, exit is bounded by close_timeout as well."""

@@ -23,15 +23,34 @@ REPORT_INTERVAL = 30.0  # seconds between two lines about the same kind of probl
 
 
 class _StderrHandler(logging.StreamHandler[TextIO]):
-    """A stream handler bound to the current ``sys.stderr`` (replaced by test runners and daemons)."""
+    """A stream handler bound to the current ``sys.stderr`` (replaced by test runners and daemons).
+
+    Where that stream is gone (closed, as Dramatiq's worker processes leave the pipe they put in its place
+    before their exit hooks run, or failing), the line goes to the process's own stderr instead: the lines
+    written at exit are the ones that name lost records.
+    """
 
     @property
     def stream(self) -> TextIO:
-        return sys.stderr
+        stream = sys.stderr
+        if stream is None or getattr(stream, "closed", False):
+            return sys.__stderr__  # type: ignore[return-value] # None only without a stderr at all
+        return stream
 
     @stream.setter
     def stream(self, value: object) -> None:  # StreamHandler.__init__ assigns it
         pass
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Write the line to the process's own stderr when the current ``sys.stderr`` failed."""
+        original = sys.__stderr__
+        if original is None or original is sys.stderr:
+            return
+        try:
+            original.write(self.format(record) + self.terminator)
+            original.flush()
+        except Exception:  # noqa: S110 - nowhere left to say it
+            pass
 
     def createLock(self) -> None:
         """A native lock: the runtime's thread reports too, also where gevent patched threading."""

@@ -8,7 +8,8 @@ round trips (``trip``) from disk (``spill/``) or memory and delivers them
 (``delivery``, ``transport/``, ``replicas``), settles flushes (``flush``) and
 keeps the counts (``ledger``, ``counters``). Around them: the wiring and
 lifecycle of one handler (``shipper``, ``settings``), the heartbeat, exit and
-``flush_all``, the live handlers for the metrics, and uWSGI's rules.
+``flush_all``, the live handlers for the metrics, and the rules of servers that
+end a worker without its exit hooks (``uwsgi``, ``sigterm``).
 
 May import ``_schema`` and ``_shared``; never ``_reader`` or ``_cli``.
 """

@@ -24,9 +24,10 @@ from .spill.spill import Spill
 from .transport.resp import frame, unframe
 from .trip import Trip, trip_sizes
 
-__all__ = ["Drain"]
+__all__ = ["HURRIED_RETRY", "Drain"]
 
 _CLIENT_CLOSE_TIMEOUT = 0.5
+HURRIED_RETRY = 0.1  # seconds: the longest a retry waits while a flush or close does
 
 
 def _never() -> bool:
@@ -217,8 +218,14 @@ class Drain:
             self._ledger.refused += trip.refused
 
     async def _backoff(self, attempt: int) -> None:
-        """Sleep before retry *attempt*; a flush or close request cuts the sleep short."""
+        """Sleep before retry *attempt*; a flush or close request cuts the sleep short.
+
+        While a flush or close waits, a retry is at most HURRIED_RETRY away (and never past the close
+        deadline): a Redis that answers again is written to at once, not after a backoff of seconds.
+        """
         delay = backoff_delay(attempt)
+        if self._closing or self._flushes.waiting:
+            delay = min(delay, HURRIED_RETRY)
         if self._closing:
             delay = min(delay, max(0.0, self._close_deadline - time.monotonic()))
         await self._pause(self._retry_now, delay)  # waiting out a failure of Redis

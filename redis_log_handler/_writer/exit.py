@@ -35,7 +35,7 @@ _STOP_TIMEOUT = 1.0  # seconds to let the loop finish its own teardown at exit
 
 
 class _Closeable(Protocol):
-    def _begin_close(self, now: float) -> Callable[[], None]: ...
+    def _begin_close(self, now: float, timeout: float | None = None) -> Callable[[], None]: ...
 
 
 _closeables: weakref.WeakSet[_Closeable] = weakref.WeakSet()
@@ -47,14 +47,19 @@ def register_closeable(closeable: _Closeable) -> None:
     _close_at_multiprocessing_child_exit()
 
 
-def close_all() -> None:
-    """Close every live handler at once under one deadline, then stop the runtime."""
+def close_all(timeout: float | None = None) -> None:
+    """Close every live handler at once under one deadline, then stop the runtime.
+
+    The deadline is *timeout* seconds from now, or each handler's ``close_timeout``. Safe to call again,
+    from another thread or from a signal handler that interrupted it: a close under way is waited for,
+    not skipped, so that the process does not end before it is done (and its losses are named).
+    """
     catch_up()  # a child forked without at-fork hooks must not wait on its parent's runtime
     now = time.monotonic()
     finishers = []
     for closeable in list(_closeables):
         try:
-            finishers.append(closeable._begin_close(now))
+            finishers.append(closeable._begin_close(now, timeout))
         except Exception as exc:  # never let one handler stop the others from closing
             report("exit", f"closing a handler at exit failed: {exc!r}")
     for finish in finishers:

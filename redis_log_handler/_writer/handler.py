@@ -29,6 +29,7 @@ from .reentry import inside
 from .runtime import keep_inherited
 from .settings import ClientFactory, WriterSettings
 from .shipper import Shipper
+from .sigterm import prepare_for_sigterm
 from .transport.resp import frame
 from .uwsgi import takes_over_master_records
 
@@ -87,6 +88,7 @@ class RedisHandler(logging.Handler):
         after_fork_in_child(self._reset_in_child)
         register_closeable(self)
         register_live(self)
+        prepare_for_sigterm()  # uvicorn and hypercorn end a worker by SIGTERM's default action
 
     def _reset_in_child(self) -> None:
         """In a forked child: start over with an empty buffer and fresh counters.
@@ -113,7 +115,7 @@ class RedisHandler(logging.Handler):
             shipper.ledger.internal.increment()
             return True
         if shipper.closed:
-            shipper.ledger.after_close.increment()
+            shipper.refuse_after_close()
             return True
         return False
 
@@ -216,9 +218,9 @@ class RedisHandler(logging.Handler):
         finally:
             super().close()
 
-    def _begin_close(self, now: float) -> Callable[[], None]:
+    def _begin_close(self, now: float, timeout: float | None = None) -> Callable[[], None]:
         """Start closing (the exit hook closes every handler at once); returns a function that waits for it."""
-        return self._shipper.begin_close(now)
+        return self._shipper.begin_close(now, timeout)
 
     def stats(self) -> dict[str, Any]:
         """Return the handler's counters (see the configuration reference for each one)."""

@@ -29,6 +29,7 @@ from .ledger import Ledger, Places, SpillCounts
 from .reentry import inside
 from .runtime import Runtime, get_runtime
 from .settings import WriterSettings
+from .sigterm import prepare_for_sigterm
 from .spill.spill import Spill
 from .trip import trip_sizes
 from .uwsgi import ThreadsRefused, keep_for_a_worker
@@ -70,6 +71,8 @@ class Shipper:
         self._flushes = Flushes(settings.close_timeout)
         self.closed = False
         self._close_lock = allocate_lock()
+        self._close: Callable[[], None] = _noop  # waits for the close under way
+        self._losses_named = 0  # records not written that the last line on stderr named
         self._start_lock = allocate_lock()
         self._runtime: Runtime | None = None
         # Made on the runtime loop when the shipper starts.
@@ -131,6 +134,7 @@ class Shipper:
             self._drain.wake()
 
     def _start(self) -> None:
+        prepare_for_sigterm(first_record=True)
         # Outside the lock: starting the runtime logs ("Using selector"), on this thread; those records are
         # the handler's own doing (see reentry). The thread may be the runtime's own, flagged for good.
         already_inside = inside.active
@@ -200,19 +204,41 @@ class Shipper:
 
     # -------------------------------------------------------------- close
 
-    def begin_close(self, now: float) -> Callable[[], None]:
-        """Start closing; returns a function that waits for the close to finish (the exit hook closes many at once)."""
+    def begin_close(self, now: float, timeout: float | None = None) -> Callable[[], None]:
+        """Start closing, or join the close under way; returns a function that waits for it to finish.
+
+        The exit hook closes many handlers at once. A second caller (the exit hook after a ``close()``
+        that was interrupted, a SIGTERM that came during the exit hook) waits for the same close instead
+        of returning at once: the process must not end before what the close writes, keeps on disk or
+        counts is done. Once it is, the losses are named on stderr (again if there are more: records logged
+        after the close). The close ends *timeout* seconds from *now*, or ``close_timeout`` (see
+        ``Flushes.budget``).
+        """
         with self._close_lock:
-            if self.closed:
-                return _noop
-            self.closed = True
+            if not self.closed:
+                self.closed = True
+                deadline = self._flushes.budget(now) if timeout is None else now + max(0.0, timeout)
+                self._close = self._start_closing(deadline)
+        close = self._close
+
+        def finish() -> None:
+            try:
+                close()
+            except Exception:
+                self._name_losses()
+                raise
+            # Not in a finally: a close interrupted by a SystemExit goes on, and the next caller names the losses.
+            self._name_losses()
+
+        return finish
+
+    def _start_closing(self, deadline: float) -> Callable[[], None]:
         self.intake.close()  # callers blocked by overflow="block" give up now
         runtime = self._runtime
         if runtime is None:  # never started (or could not start): nothing can be sent
             self.intake.move_all_to_disk()
             self.ledger.unsent += len(self.intake.take_all())
             return _noop
-        deadline = self._flushes.budget(now)
         try:
             reply = runtime.submit(self._shutdown(deadline))
         except RuntimeError:  # the loop is already closed
@@ -227,6 +253,48 @@ class Shipper:
                 raise reply.value
 
         return finish
+
+    def refuse_after_close(self) -> None:
+        """Count a record logged after the close as dropped, and say so (at most once a report interval)."""
+        self.ledger.after_close.increment()
+        report(
+            "after-close",
+            f"a record logged to {self._settings.key!r} after its handler was closed is dropped (dropped_closed); "
+            "if a logging.config.dictConfig call closed it (a full one closes every handler made before it, and "
+            "uvicorn.run applies its log_config that way), give the handler to that configuration instead",
+        )
+
+    def _name_losses(self) -> None:
+        """Name on stderr the records this handler accepted in this process and did not write, if more than before.
+
+        The line counts from the start: the last one a process writes holds its whole loss.
+        """
+        _, places, _ = self._places_and_completed()
+        stats = self.stats()
+        dropped = stats["dropped"] - stats["dropped_internal"]  # the handler's own records are not the application's
+        unsettled = places.memory + places.in_flight  # the close gave up on them: they end with the process
+        with self._close_lock:
+            if dropped + unsettled <= self._losses_named:
+                return
+            self._losses_named = dropped + unsettled
+        parts = [f"{stats['written']} were written"]
+        if places.on_disk:
+            parts.append(f"{places.on_disk} are kept on disk for the next process")
+        if unsettled:
+            parts.append(f"{unsettled} were still buffered when the close gave up")
+        if dropped:
+            reasons = ", ".join(
+                f"{reason} {stats[reason]}"
+                for reason in ("dropped_overflow", "dropped_closed", "dropped_error")
+                if stats[reason]
+            )
+            parts.append(f"{dropped} were dropped ({reasons})")
+        report(
+            "losses",
+            f"closed: of {stats['accepted'] - stats['dropped_internal']} records logged to {self._settings.key!r} "
+            f"in this process, {', '.join(parts[:-1])}{' and ' if len(parts) > 1 else ''}{parts[-1]}",
+            force=True,
+        )
 
     async def _shutdown(self, deadline: float) -> None:
         if self._beats is not None and self._heartbeat is not None:
