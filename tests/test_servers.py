@@ -2,21 +2,20 @@
 delivered exactly once, and the server stopped within 15 s of SIGTERM.
 
 Each case runs a small application that logs once when it is imported and once per request, task or job through
-one ``RedisHandler`` (list mode, so the order and count are easy to read back). docs/servers.md names the test
-of each server and worker model.
+one ``RedisHandler`` (list mode, so the order and count are easy to read back), and no process names a record
+it could not write. docs/servers.md names the test of each server and worker model; the ASGI servers' stops are
+in ``test_server_stops.py``.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,12 +24,12 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .helpers import read_list, wait_until
+from .helpers import wait_until
+from .servers import STOP_WITHIN, get, messages_once, named, named_not_written, python_path, stop, tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
 REQUESTS = 20
-STOP_WITHIN = 15.0  # seconds from SIGTERM to the server's exit
 DOWN_TAIL = 5  # the last requests, answered while Redis is down: their records can only arrive at the stop
 
 _WSGI_APP = """
@@ -38,7 +37,8 @@ _WSGI_APP = """
     from redis_log_handler import RedisHandler
 
     log = logging.getLogger("app")
-    log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+    close_timeout = float(os.environ.get("CLOSE_TIMEOUT", "5"))
+    log.addHandler(RedisHandler(os.environ["LOG_URL"], os.environ["LOG_KEY"], "list", close_timeout=close_timeout))
     log.setLevel(logging.INFO)
     log.info("imported")
 
@@ -47,66 +47,6 @@ _WSGI_APP = """
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
 """
-
-_ASGI_APP = """
-    import logging, os
-    from redis_log_handler import RedisHandler
-
-    log = logging.getLogger("app")
-    log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
-    log.setLevel(logging.INFO)
-    log.info("imported")
-
-    async def app(scope, receive, send):
-        if scope["type"] != "http":
-            return
-        log.info("request %s", scope["path"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
-"""
-
-
-def messages_once(client: redis.Redis, key: str) -> collections.Counter[str]:
-    """Every message in the list *key* with how often it arrived; fails on a duplicated record id."""
-    documents = read_list(client, key)
-    ids = [document["id"] for document in documents]
-    assert len(set(ids)) == len(ids), "a record was written twice"
-    return collections.Counter(document["message"] for document in documents)
-
-
-def _get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a loopback test server
-            return str(response.read().decode())
-    except OSError:
-        return None
-
-
-def _python_path(directory: Path) -> str:
-    """PYTHONPATH for a server started in *directory*: the application's folder first, then the caller's."""
-    return os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
-
-
-def _tool(name: str) -> str:
-    """A console script of the test environment (beside this interpreter), else from PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    assert found, f"{name} is not installed: it comes with the test extra"
-    return found
-
-
-def _stop(process: subprocess.Popen[str], then: Callable[[], None]) -> tuple[float, str]:
-    """Send SIGTERM, call *then*, wait for the exit (SIGKILL after STOP_WITHIN + 10 s); returns (seconds, stderr)."""
-    process.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    then()
-    try:
-        _, stderr = process.communicate(timeout=STOP_WITHIN + 10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # hung workers too: they hold the stderr pipe open
-        _, stderr = process.communicate()
-        return float("inf"), stderr
-    return time.monotonic() - started, stderr
 
 
 def serve_and_request(
@@ -118,19 +58,25 @@ def serve_and_request(
     ready: Callable[[], bool] | None = None,
     *,
     imported: int,
-    down_tail: bool = True,
+    outage: str = "back",
 ) -> tuple[set[int], str]:
     """Start *command* in *tmp_path* (with ``{port}`` filled in), answer REQUESTS requests, stop it with SIGTERM.
 
     Before the last DOWN_TAIL requests, *ready* (if given) is waited for: every worker has started. gunicorn
     and uWSGI lose a SIGTERM that comes while a worker is still booting or importing the app (with or without
     this library), and the server then waits out its own timeout. So is every record so far (the *imported*
-    ones and a request's each): none is in flight. With *down_tail*, *server* is then killed for the last
-    requests and started again right after SIGTERM: their records are still buffered when the server is
-    told to stop, so the test fails if the stop loses them (the writer may get them in during a worker's
-    graceful shutdown, or its exit writes them), and their answers show that the application never waits
-    on Redis. (A frozen server would not do: what a writer sent before it froze is read once it
-    thaws. A batch in flight at the kill would be sent again: at least once, not the exactly once checked.)
+    ones and a request's each): none is in flight. Then, by *outage*:
+
+    - ``"back"``: *server* is killed for the last requests and started again right after SIGTERM: their
+      records are still buffered when the server is told to stop, so the test fails if the stop loses them
+      (the writer may get them in during a worker's graceful shutdown, or its exit writes them), and their
+      answers show that the application never waits on Redis;
+    - ``"past-close"``: the same, but *server* is started again only once the server has stopped, and the
+      application's ``close_timeout`` is 1 s: those records must be named on stderr;
+    - ``"none"``: Redis stays up.
+
+    (A frozen server would not do: what a writer sent before it froze is read once it thaws. A batch in
+    flight at the kill would be sent again: at least once, not the exactly once checked.)
 
     Returns the worker pids that answered and the server's stderr; fails if a request went unanswered or the
     server took more than STOP_WITHIN seconds to stop.
@@ -140,7 +86,13 @@ def serve_and_request(
     process = subprocess.Popen(
         [part.format(port=port) for part in command],
         cwd=tmp_path,
-        env={**os.environ, "LOG_URL": server.url, "LOG_KEY": key, "PYTHONPATH": _python_path(tmp_path)},
+        env={
+            **os.environ,
+            "LOG_URL": server.url,
+            "LOG_KEY": key,
+            "CLOSE_TIMEOUT": "1" if outage == "past-close" else "5",
+            "PYTHONPATH": python_path(tmp_path),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -154,13 +106,15 @@ def serve_and_request(
                 if ready is not None:
                     wait_until(ready, timeout=30)
                 wait_until(lambda settled=imported + number: reader.llen(key) == settled, timeout=30)
-                if down_tail:
+                if outage != "none":
                     server.kill()
-            body = wait_until(lambda number=number: _get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
+            body = wait_until(lambda number=number: get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
             workers.add(int(body))
     finally:
-        took, stderr = _stop(process, then=server.start if down_tail else lambda: None)
+        took, stderr = stop(process, then=server.start if outage == "back" else lambda: None)
         reader.close()
+        if outage == "past-close":
+            server.start()
     assert took < STOP_WITHIN, f"still running {STOP_WITHIN} s after SIGTERM: {stderr[-3000:]}"
     return workers, stderr
 
@@ -179,6 +133,11 @@ _GUNICORN_HOOKS = """
     def post_worker_init(worker):  # after the worker installed its signal handlers
         open(f"ready-{os.getpid()}", "w").close()
 """
+
+
+def down_tail_requests() -> collections.Counter[str]:
+    """The messages of the requests answered while Redis was down."""
+    return collections.Counter(f"request /{number}" for number in range(REQUESTS - DOWN_TAIL, REQUESTS))
 
 
 def expected_requests(imported: int) -> collections.Counter[str]:
@@ -206,7 +165,7 @@ class TestGunicorn:
     ) -> None:
         """gunicorn sync, gthread and gevent, with and without --preload: no hang, every record once."""
         (tmp_path / "hooks.py").write_text(textwrap.dedent(_GUNICORN_HOOKS))
-        command = [_tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
+        command = [tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
         command += ["--preload", "logapp:app"] if preload else ["logapp:app"]
         workers, stderr = serve_and_request(
             tmp_path,
@@ -219,7 +178,29 @@ class TestGunicorn:
         )
         assert workers
         assert messages_once(own_client, key) == expected_requests(1 if preload else 2), stderr[-3000:]
+        assert named(stderr, key) == []
         assert "Traceback" not in stderr
+
+    @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+    def test_records_redis_never_got_are_named_at_the_stop(
+        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str, worker_class: str
+    ) -> None:
+        """Redis down for the last requests and still down when close_timeout (1 s) runs out at SIGTERM: every
+        record is in Redis or named by the worker that logged it."""
+        (tmp_path / "hooks.py").write_text(textwrap.dedent(_GUNICORN_HOOKS))
+        command = [tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
+        _, stderr = serve_and_request(
+            tmp_path,
+            own_server,
+            key,
+            _WSGI_APP,
+            [*command, "logapp:app"],
+            ready=lambda: len(list(tmp_path.glob("ready-*"))) >= 2,
+            imported=2,
+            outage="past-close",
+        )
+        assert messages_once(own_client, key) == expected_requests(2) - down_tail_requests(), stderr[-3000:]
+        assert named_not_written(stderr, key, own_client) == DOWN_TAIL, stderr[-3000:]
 
 
 UWSGI_CASES = [
@@ -236,7 +217,7 @@ _UWSGI_BRUTAL_STOP = "uWSGI stops a worker that is busy with a request"
 
 def uwsgi_command(options: list[str]) -> list[str]:
     """uWSGI preforking, 2 workers unless *options* say more; each worker touches ``ready-<pid>`` as it accepts."""
-    command = [_tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
+    command = [tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
     command += ["--wsgi-file", "logapp.py", "--callable", "app", "--hook-accepting", "exec:touch ready-$$"]
     return command + options
 
@@ -268,10 +249,11 @@ class TestUWSGI:
             ready=lambda: len(list(tmp_path.glob("ready-*"))) >= (3 if "3" in options else 2),
             imported=imported,
             # a worker retiring while Redis is down would rightly drop its records after close_timeout
-            down_tail="--max-requests" not in options,
+            outage="none" if "--max-requests" in options else "back",
         )
         assert workers
         assert messages_once(own_client, key) == expected_requests(imported), stderr[-3000:]
+        assert named(stderr, key) == []
         assert "Traceback" not in stderr
         assert stderr.count("uWSGI's master forks its workers") <= 1
         assert _UWSGI_BRUTAL_STOP not in stderr
@@ -293,7 +275,7 @@ class TestUWSGI:
             uwsgi_command(["--die-on-term"]),
             ready=lambda: len(list(tmp_path.glob("ready-*"))) >= 2,
             imported=1,
-            down_tail=False,
+            outage="none",
         )
         assert workers
         logged = messages_once(own_client, key)
@@ -303,30 +285,23 @@ class TestUWSGI:
         assert stderr.count(_UWSGI_BRUTAL_STOP) == 1, stderr[-3000:]
         assert 'unix_signal:15 gracefully_kill_them_all"' in stderr
 
-
-ASGI_CASES = [
-    pytest.param(["uvicorn", "--workers", "2", "--port", "{port}", "--host", "127.0.0.1"], id="uvicorn"),
-    pytest.param(["hypercorn", "--workers", "2", "--bind", "127.0.0.1:{port}"], id="hypercorn"),
-]
-
-
-class TestASGI:
-    @pytest.mark.parametrize("command", ASGI_CASES)
-    def test_workers_every_request_logged_once(
-        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str, command: list[str]
+    def test_records_redis_never_got_are_named_at_the_graceful_stop(
+        self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
     ) -> None:
-        """uvicorn and hypercorn with 2 workers (spawned interpreters): every request once, each worker's import
-        once, and the server stops within 15 s.
-
-        Redis stays up for the last requests: with it down, uvicorn lost those 5 records at the stop once in CI
-        (3.11, 1 run of about 25; not reproduced in 22 runs here, 10 of them with two CPU hogs). Open, see
-        docs/servers.md.
-        """
-        server, *options = command
-        command = [_tool(server), *options, "logapp:app"]
-        workers, stderr = serve_and_request(tmp_path, own_server, key, _ASGI_APP, command, imported=2, down_tail=False)
-        assert workers
-        assert messages_once(own_client, key) == expected_requests(2), stderr[-3000:]
+        """With the graceful stop, Redis down for the last requests and still down when close_timeout (1 s) runs
+        out: every record is in Redis or named by the worker that logged it."""
+        _, stderr = serve_and_request(
+            tmp_path,
+            own_server,
+            key,
+            _WSGI_APP,
+            uwsgi_command(_UWSGI_GRACEFUL_STOP),
+            ready=lambda: len(list(tmp_path.glob("ready-*"))) >= 2,
+            imported=1,
+            outage="past-close",
+        )
+        assert messages_once(own_client, key) == expected_requests(1) - down_tail_requests(), stderr[-3000:]
+        assert named_not_written(stderr, key, own_client, per_process=False) == DOWN_TAIL, stderr[-3000:]
 
 
 _CELERY_APP = """
@@ -339,7 +314,8 @@ _CELERY_APP = """
     app.conf.worker_hijack_root_logger = False
     log = logging.getLogger("app")
     if not log.handlers:
-        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        close_timeout = float(os.environ["CLOSE_TIMEOUT"])
+        log.addHandler(RedisHandler(os.environ["LOG_URL"], os.environ["LOG_KEY"], "list", close_timeout=close_timeout))
         log.setLevel(logging.INFO)
 
     @setup_logging.connect
@@ -355,6 +331,48 @@ _CELERY_APP = """
 """
 
 
+def run_celery(
+    tmp_path: Path, broker_server: EmbeddedRedis, log_url: str, key: str, pool: str, tasks: int, close_timeout: float
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """A Celery worker with *pool* (2 at once, children retired every 4 tasks) runs *tasks* tasks, every fifth
+    raising, sent by another process; then SIGTERM. Returns the sender's result and the worker's stderr; fails if
+    the worker took more than STOP_WITHIN seconds to stop."""
+    (tmp_path / "logtasks.py").write_text(textwrap.dedent(_CELERY_APP))
+    broker = broker_server.url[: -len("/0")] + "/15"
+    env = {**os.environ, "LOG_URL": log_url, "LOG_KEY": key, "BROKER_URL": broker, "TASKS": str(tasks)}
+    env["CLOSE_TIMEOUT"] = str(close_timeout)
+    env["PYTHONPATH"] = python_path(tmp_path)
+    command = [tool("celery"), "-A", "logtasks", "worker", "-P", pool, "-c", "2", "--without-gossip"]
+    command += ["--without-mingle", "--without-heartbeat", "--max-tasks-per-child", "4", "-l", "WARNING"]
+    worker = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        sender = subprocess.run(
+            [sys.executable, "-c", _SEND_TASKS],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        try:
+            _, stderr_bytes = worker.communicate(timeout=STOP_WITHIN + 10)
+            took = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            _, stderr_bytes = worker.communicate()
+            took = float("inf")
+    stderr = stderr_bytes.decode(errors="replace")
+    assert sender.returncode == 0, sender.stderr + stderr[-3000:]
+    assert took < STOP_WITHIN, stderr[-3000:]
+    return sender, stderr
+
+
 class TestCelery:
     @pytest.mark.parametrize("pool", ["prefork", "gevent", "threads", "solo"])
     def test_every_task_logged_once(
@@ -364,45 +382,27 @@ class TestCelery:
 
         Prefork children end with ``os._exit`` after ``--max-tasks-per-child``: here every 4 tasks.
         """
-        (tmp_path / "logtasks.py").write_text(textwrap.dedent(_CELERY_APP))
-        broker = redis_server.url[: -len("/0")] + "/15"
-        env = {**os.environ, "LOG_URL": redis_server.url, "LOG_KEY": key, "BROKER_URL": broker}
-        env["PYTHONPATH"] = _python_path(tmp_path)
-        command = [_tool("celery"), "-A", "logtasks", "worker", "-P", pool, "-c", "2", "--without-gossip"]
-        command += ["--without-mingle", "--without-heartbeat", "--max-tasks-per-child", "4", "-l", "WARNING"]
-        worker = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        try:
-            sender = subprocess.run(
-                [sys.executable, "-c", _SEND_TASKS],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=90,
-                check=False,
-            )
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            try:
-                _, stderr_bytes = worker.communicate(timeout=STOP_WITHIN + 10)
-                took = time.monotonic() - started
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                _, stderr_bytes = worker.communicate()
-                took = float("inf")
-        stderr = stderr_bytes.decode(errors="replace")
-        assert sender.returncode == 0, sender.stderr + stderr[-3000:]
+        sender, stderr = run_celery(tmp_path, redis_server, redis_server.url, key, pool, 25, close_timeout=5)
         assert sender.stdout.split() == ["20", "5"]
-        assert took < STOP_WITHIN, stderr[-3000:]
         assert messages_once(client, key) == collections.Counter(f"task {n}" for n in range(25)), stderr[-3000:]
+        assert named(stderr, key) == []
+
+    def test_prefork_children_name_what_redis_never_got(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, own_server: EmbeddedRedis, key: str
+    ) -> None:
+        """The logs' Redis down throughout (close_timeout 1 s): the prefork children, retired after 4 tasks or
+        stopped at SIGTERM, end with os._exit, and each names the records it logged: 10 in all."""
+        own_server.kill()
+        sender, stderr = run_celery(tmp_path, redis_server, own_server.url, key, "prefork", 10, close_timeout=1)
+        assert sender.stdout.split() == ["8", "2"]
+        lines = named(stderr, key)
+        assert sum(line.not_written for line in lines) == 10, stderr[-3000:]
+        assert all(line.written == 0 for line in lines)
 
 
 _SEND_TASKS = """
-import logtasks
-results = [logtasks.work.delay(number) for number in range(25)]
+import logtasks, os
+results = [logtasks.work.delay(number) for number in range(int(os.environ["TASKS"]))]
 succeeded = failed = 0
 for result in results:
     try:
@@ -419,7 +419,8 @@ _RQ_JOBS = """
 
     log = logging.getLogger("jobs")
     if not log.handlers:
-        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        close_timeout = float(os.environ["CLOSE_TIMEOUT"])
+        log.addHandler(RedisHandler(os.environ["LOG_URL"], os.environ["LOG_KEY"], "list", close_timeout=close_timeout))
         log.setLevel(logging.INFO)
 
     def work(number):
@@ -432,9 +433,35 @@ _RQ_JOBS = """
 _ENQUEUE = """
 import os, redis, rq, logjobs
 queue = rq.Queue("jobs", connection=redis.Redis.from_url(os.environ["BROKER_URL"]))
-for number in range(25):
+for number in range(int(os.environ["JOBS"])):
     queue.enqueue(logjobs.work, number)
 """
+
+
+def run_rq(
+    tmp_path: Path, broker_server: EmbeddedRedis, log_url: str, key: str, jobs: int, close_timeout: float
+) -> str:
+    """``rq worker --burst`` with the integration's worker class runs *jobs* jobs, every fifth raising; its stderr."""
+    (tmp_path / "logjobs.py").write_text(textwrap.dedent(_RQ_JOBS))
+    broker = broker_server.url[: -len("/0")] + "/14"
+    env = {**os.environ, "LOG_URL": log_url, "LOG_KEY": key, "BROKER_URL": broker, "JOBS": str(jobs)}
+    env["CLOSE_TIMEOUT"] = str(close_timeout)
+    env["PYTHONPATH"] = python_path(tmp_path)
+    redis.Redis.from_url(broker).delete("rq:queue:jobs")
+    subprocess.run([sys.executable, "-c", _ENQUEUE], cwd=tmp_path, env=env, check=True, timeout=60)
+    worker_class = "redis_log_handler.integrations.rq.Worker"
+    worker = subprocess.run(
+        [tool("rq"), "worker", "--burst", "--url", broker, "--worker-class", worker_class, "jobs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert worker.stderr.count("fails") >= jobs // 5  # RQ reported the failing jobs: they ran
+    return worker.stderr
 
 
 class TestRQ:
@@ -443,25 +470,19 @@ class TestRQ:
     ) -> None:
         """``rq worker --worker-class redis_log_handler.integrations.rq.Worker``: 25 jobs, every fifth raising,
         give 25 records, although each work horse ends with ``os._exit``."""
-        (tmp_path / "logjobs.py").write_text(textwrap.dedent(_RQ_JOBS))
-        broker = redis_server.url[: -len("/0")] + "/14"
-        env = {**os.environ, "LOG_URL": redis_server.url, "LOG_KEY": key, "BROKER_URL": broker}
-        env["PYTHONPATH"] = _python_path(tmp_path)
-        redis.Redis.from_url(broker).delete("rq:queue:jobs")
-        subprocess.run([sys.executable, "-c", _ENQUEUE], cwd=tmp_path, env=env, check=True, timeout=60)
-        worker_class = "redis_log_handler.integrations.rq.Worker"
-        worker = subprocess.run(
-            [_tool("rq"), "worker", "--burst", "--url", broker, "--worker-class", worker_class, "jobs"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert worker.returncode == 0, worker.stderr[-3000:]
-        assert worker.stderr.count("fails") >= 5  # RQ reported the failing jobs: they ran
-        assert messages_once(client, key) == collections.Counter(f"job {n}" for n in range(25)), worker.stderr
+        stderr = run_rq(tmp_path, redis_server, redis_server.url, key, 25, close_timeout=5)
+        assert messages_once(client, key) == collections.Counter(f"job {n}" for n in range(25)), stderr
+        assert named(stderr, key) == []
+
+    def test_each_work_horse_names_what_redis_never_got(
+        self, tmp_path: Path, redis_server: EmbeddedRedis, own_server: EmbeddedRedis, key: str
+    ) -> None:
+        """The logs' Redis down throughout (close_timeout 1 s): each work horse names its job's record before
+        RQ ends it with os._exit: 5 in all."""
+        own_server.kill()
+        stderr = run_rq(tmp_path, redis_server, own_server.url, key, 5, close_timeout=1)
+        lines = named(stderr, key)
+        assert (len(lines), sum(line.not_written for line in lines)) == (5, 5), stderr[-3000:]
 
 
 _DRAMATIQ_APP = """
@@ -473,7 +494,8 @@ _DRAMATIQ_APP = """
     dramatiq.set_broker(RedisBroker(url=os.environ["BROKER_URL"]))
     log = logging.getLogger("app")
     if not log.handlers:
-        log.addHandler(RedisHandler(url=os.environ["LOG_URL"], key=os.environ["LOG_KEY"], mode="list"))
+        close_timeout = float(os.environ.get("CLOSE_TIMEOUT", "5"))
+        log.addHandler(RedisHandler(os.environ["LOG_URL"], os.environ["LOG_KEY"], "list", close_timeout=close_timeout))
         log.setLevel(logging.INFO)
 
     @dramatiq.actor(max_retries=0)
@@ -486,17 +508,25 @@ _DRAMATIQ_APP = """
 
 
 class TestDramatiq:
+    @pytest.mark.parametrize("redis_back", [True, False], ids=["back", "past-close"])
     def test_every_task_logged_once(
-        self, tmp_path: Path, redis_server: EmbeddedRedis, own_server: EmbeddedRedis, own_client: redis.Redis, key: str
+        self,
+        tmp_path: Path,
+        redis_server: EmbeddedRedis,
+        own_server: EmbeddedRedis,
+        own_client: redis.Redis,
+        key: str,
+        redis_back: bool,
     ) -> None:
         """Dramatiq, 2 forked worker processes of 2 threads: 25 tasks (every fifth raising) give 25 records, the
-        last 5 logged while the logs' Redis is down (started again at SIGTERM) and written by the time the worker
-        has stopped, which it does within 15 s."""
+        last 5 logged while the logs' Redis is down: started again at SIGTERM, they are written by the time the
+        worker has stopped (which it does within 15 s); still down past close_timeout (1 s), they are named."""
         (tmp_path / "logactors.py").write_text(textwrap.dedent(_DRAMATIQ_APP))
         broker = redis_server.url[: -len("/0")] + "/13"
         env = {**os.environ, "LOG_URL": own_server.url, "LOG_KEY": key, "BROKER_URL": broker}
-        env["PYTHONPATH"] = _python_path(tmp_path)
-        command = [_tool("dramatiq"), "logactors", "--processes", "2", "--threads", "2"]
+        env["CLOSE_TIMEOUT"] = "5" if redis_back else "1"
+        env["PYTHONPATH"] = python_path(tmp_path)
+        command = [tool("dramatiq"), "logactors", "--processes", "2", "--threads", "2"]
         worker = subprocess.Popen(
             command,
             cwd=tmp_path,
@@ -518,6 +548,10 @@ class TestDramatiq:
             own_server.kill()
             send(range(20, 25))
         finally:
-            took, stderr = _stop(worker, then=own_server.start)
+            took, stderr = stop(worker, then=own_server.start if redis_back else lambda: None)
+            if not redis_back:
+                own_server.start()
         assert took < STOP_WITHIN, stderr[-3000:]
-        assert messages_once(own_client, key) == collections.Counter(f"task {n}" for n in range(25)), stderr[-3000:]
+        logged = 25 if redis_back else 20
+        assert messages_once(own_client, key) == collections.Counter(f"task {n}" for n in range(logged)), stderr[-3000:]
+        assert named_not_written(stderr, key, own_client) == 25 - logged, stderr[-3000:]
