@@ -119,6 +119,31 @@ MUTANTS = [
         "max(1, capacity // 2)",
         ("tests/test_intake.py::TestSteppingAside",),
     ),
+    Mutant(
+        "k",
+        "where uvicorn or hypercorn end a worker by SIGTERM's default action, every handler is closed first",
+        "_writer/sigterm.py",
+        "    if _prepared_pid == os.getpid():\n        return",
+        "    return",
+        ("tests/test_sigterm.py", "tests/test_server_stops.py"),
+    ),
+    Mutant(
+        "l",
+        "while a flush or close waits, a retry is never more than HURRIED_RETRY away",
+        "_writer/drain.py",
+        "            delay = min(delay, HURRIED_RETRY)",
+        "            pass",
+        ("tests/test_outage.py::TestDeadline",),
+    ),
+    Mutant(
+        "m",
+        "a close that joins one under way waits for it, so an interrupted exit still writes or names every record",
+        "_writer/shipper.py",
+        "        with self._close_lock:\n            if not self.closed:",
+        "        with self._close_lock:\n            if self.closed:\n                return _noop\n"
+        "            if not self.closed:",
+        ("tests/test_outage.py::TestExit",),
+    ),
 ]
 
 
