@@ -174,6 +174,26 @@ class TestMovingToDisk:
         assert drain(intake, disk) == [b"%d" % number for number in range(10)]
         assert ledger.moved == 3
 
+    @pytest.mark.parametrize("overflow", ["drop_oldest", "drop_newest", "block"])
+    def test_while_a_move_is_under_way_the_buffer_stays_full_to_logging_threads(self, overflow: str) -> None:
+        """A logging thread that looks while another moves a chunk to disk (logging threads append without the
+        intake's lock) finds the buffer full, so a disk that refuses the chunk cannot push memory past its
+        capacity when the chunk goes back (under load, 4 threads overshot a 1,000-record buffer by 144)."""
+        disk = FakeDisk(room=0)
+        intake, _, _ = make_intake(overflow, disk, capacity=100)
+        seen_by_others: list[bool] = []
+        refuse = disk.store
+
+        def store(frames: list[bytes]) -> int:
+            seen_by_others.append(len(intake) >= intake.capacity)  # what put() reads at this instant
+            return refuse(frames)
+
+        disk.store = store  # type: ignore[method-assign]
+        put_numbers(intake, 101)
+        assert seen_by_others == [True]
+        assert len(intake) == 100
+        assert intake.capacity == 100
+
 
 class TestWakeHints:
     def test_first_record_and_each_full_round_trip_wake_the_drain_task(self) -> None:

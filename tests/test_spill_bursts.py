@@ -175,20 +175,22 @@ class TestDiskRefusesWhileMemoryIsFull:
         assert stats["spilled"] == 0
         assert stats["dropped"] == stats["dropped_overflow"] > 0, stats
         assert stats["accepted"] == total == stats["buffered"] + stats["dropped"], stats
-        assert stats["buffered"] <= 2 * BUFFER  # the buffer, and at most one round trip held for retry
+        # The buffer (over by at most one record per thread appending at the instant it filled), and at most
+        # one round trip held for retry.
+        assert stats["buffered"] <= 2 * BUFFER + threads, stats
         own_server.start()
         assert handler.flush(60) is False  # False: records were dropped since the last flush
         documents = delivered(own_server, key)
         assert len(documents) == len({document["id"] for document in documents})
         assert len(documents) == total - stats["dropped"] == handler.stats()["written"]
         kept = per_thread(documents)
-        assert sorted(kept) == list(range(threads))
+        assert set(kept) <= set(range(threads))  # a thread that logged only while memory was full kept nothing
         assert all(numbers == sorted(numbers) for numbers in kept.values())
         assert len(documents) >= BUFFER  # memory held its share to the end
         if overflow == "drop_newest":
             # A full buffer refuses the newcomers (room frees only when the writer takes a round trip to
-            # retry), so each thread's first record is kept.
-            assert all(numbers[0] == 0 for numbers in kept.values())
+            # retry) and never evicts what it took, so the first record of the burst is kept.
+            assert any(numbers[0] == 0 for numbers in kept.values())
         else:
             # The oldest make room, whichever thread logged them: the thread that finished last kept its last.
             assert any(numbers[-1] == total // threads - 1 for numbers in kept.values())

@@ -193,9 +193,18 @@ class Intake:
         buffer = self._buffer
         popleft = buffer.popleft
         chunk = [popleft() for _ in range(min(count, len(buffer)))]
-        stored = self._disk.store(chunk) if chunk else 0
-        if stored < len(chunk):
-            buffer.extendleft(reversed(chunk[stored:]))  # back at the head, in order
+        if not chunk:
+            return 0
+        # Until the chunk is on disk or back at the head, the room it left is not room: logging threads
+        # that look meanwhile (they append without this lock) find the buffer full and wait for the lock.
+        # Otherwise a disk that refuses puts the chunk back over their records, past the capacity.
+        self.capacity -= len(chunk)
+        try:
+            stored = self._disk.store(chunk)
+            if stored < len(chunk):
+                buffer.extendleft(reversed(chunk[stored:]))  # back at the head, in order
+        finally:
+            self.capacity += len(chunk)
         self._ledger.moved += stored
         return stored
 
