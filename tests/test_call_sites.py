@@ -1,7 +1,7 @@
 """The call-site encoder writes the very bytes the whole encoder writes, or leaves the record to it.
 
 Each test encodes the same record both ways, with the record id held fixed (each way would otherwise
-take the next one), with the stdlib's ``json`` and with ``orjson`` where it is installed.
+take the next one), with the stdlib's ``json`` and with ``orjson`` (in the ``test`` extra).
 """
 
 from __future__ import annotations

@@ -6,14 +6,17 @@ import json
 import logging
 import math
 import re
+import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redis_log_handler._schema.document import iso_timestamp, new_document, stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
+from redis_log_handler._shared import json as _json
 
 SCHEMA_KEYS = {
     "@timestamp",
@@ -134,6 +137,35 @@ class TestSchema:
             "tags": ["a", "b"],
             "nested": {"k": [1, 2]},
         }
+
+
+_WITHOUT_ORJSON = """
+import json, sys
+sys.modules["orjson"] = None  # as if the fast extra were not installed
+from redis_log_handler._shared import json as backend
+sample = json.loads(sys.argv[1])
+sample["big"] = 2**70
+sample["nan"] = float("nan")
+sys.stdout.buffer.write(backend.BACKEND.encode() + b" " + backend.dumps(backend.json_safe(sample)))
+"""
+
+
+class TestWithoutOrjson:
+    def test_the_stdlib_backend_writes_the_same_document(self, tmp_path: Path) -> None:
+        """A process without orjson falls back to the stdlib's json and writes the document byte for byte as orjson
+        does (integers past 64 bits as text, NaN as a string, non-ASCII as is)."""
+        sample = {"message": "café ✓ \u2028", "n": [1, -2.5, True, None], "nested": {"k": "v"}}
+        child = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_ORJSON, json.dumps(sample)],
+            cwd=tmp_path,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        backend, document = child.stdout.split(b" ", 1)
+        assert backend == b"json"
+        assert _json.BACKEND == "orjson"
+        assert document == _json.dumps(_json.json_safe({**sample, "big": 2**70, "nan": float("nan")}))
 
 
 class TestJsonSafety:

@@ -4,7 +4,7 @@ Property-based: arbitrary nested values (integers of any size, NaN and infinitie
 keys, surrogates, objects whose ``__str__`` and ``__repr__`` raise, cycles, deep nesting) are logged through
 stdlib ``logging``, Loguru and structlog into one handler on a real server; every record must arrive, with
 its value in ``extra``, and none may be counted as dropped. The encoder is switched for the whole test:
-the stdlib's ``json`` always, ``orjson`` where it is installed (the ``fast`` extra, run by tox).
+the stdlib's ``json``, then ``orjson`` (in the ``test`` extra).
 """
 
 from __future__ import annotations
