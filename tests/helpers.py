@@ -18,7 +18,6 @@ from collections.abc import Callable
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
 
-import pytest
 import redis
 
 from redis_log_handler.testing import EmbeddedRedis
@@ -31,8 +30,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         value = predicate()
         if value:
             return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {predicate}")
+        if time.monotonic() > deadline:  # an assertion: a promise (that it happens in time) was broken
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
 
 
