@@ -153,6 +153,59 @@ MUTANTS = [
         "            if not self.closed:",
         ("tests/test_outage.py::TestExit",),
     ),
+    Mutant(
+        "n",
+        "schema='ecs' writes no field ecs-logging does not, but those the docs list as the handler's own",
+        "_schema/ecs.py",
+        '"event": {"id": get("id")},',
+        '"event": {"id": get("id"), "dataset": get("logger")},',
+        ("tests/test_ecs_oracle.py",),
+    ),
+    Mutant(
+        "o",
+        "an extra value nested deeper than 16 levels is written as its text, not cut earlier",
+        "_shared/json.py",
+        "_MAX_DEPTH = 16",
+        "_MAX_DEPTH = 12",
+        ("tests/test_extra_values.py",),
+    ),
+    Mutant(
+        "p",
+        "retention keeps the entries a dead consumer of the consumer's own group has pending",
+        "_reader/retention.py",
+        "  if group['pending'] > 0 then",
+        "  if group['pending'] > 0 and group['name'] ~= group_name then",
+        (
+            "tests/test_retention.py::TestTrimming::"
+            "test_a_dead_consumer_of_the_same_group_keeps_its_pending_entries_until_they_are_claimed",
+            "tests/test_reader.py::test_a_killed_consumer_loses_nothing",
+            "tests/test_retention.py::TestTrimming",
+        ),
+    ),
+    Mutant(
+        "q",
+        "retention keeps the entries younger than retain_seconds",
+        "_reader/retention.py",
+        "if retain_ms > 0 then",
+        "if false then",
+        ("tests/test_retention.py::TestTrimming",),
+    ),
+    Mutant(
+        "r",
+        "a process that stops with records it did not write names them on stderr",
+        "_writer/shipper.py",
+        "            if dropped + unsettled <= self._losses_named:",
+        "            if True:",
+        ("tests/test_servers.py::TestGunicorn::test_records_redis_never_got_are_named_at_the_stop",),
+    ),
+    Mutant(
+        "s",
+        'overflow="block" refuses a record only after the caller waited its whole block_timeout',
+        "_writer/intake.py",
+        "deadline = time.monotonic() + self._block_timeout",
+        "deadline = time.monotonic() + self._block_timeout * 0.95",
+        ("tests/test_handler.py::TestOverflow::test_block_waits_at_most_block_timeout",),
+    ),
 ]
 
 
