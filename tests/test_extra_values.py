@@ -10,6 +10,7 @@ the stdlib's ``json``, then ``orjson`` (in the ``test`` extra).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -76,6 +77,42 @@ VALUES = st.recursive(
 )
 
 
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_NESTING = 16  # levels: deeper, a value is written as its text
+
+
+def _text(value: object) -> str:
+    """``str(value)``, or the default ``repr`` where ``str`` raises; lone surrogates as visible ``\\udcxx``."""
+    try:
+        text = str(value)
+    except Exception:
+        text = object.__repr__(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def documented(value: object, depth: int = 0) -> Any:
+    """What docs/schema.md ("JSON safety") says *value* becomes in a document, written from the docs, not the code."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _UINT64_MAX else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+    if depth >= _NESTING:
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(name): documented(item, depth + 1) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [documented(item, depth + 1) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return _text(value)
+
+
 @pytest.fixture
 def three_sources(redis_server: EmbeddedRedis, key: str) -> Iterator[tuple[RedisHandler, list[Callable[..., None]]]]:
     """One handler, and a way to log a value as an extra field through each of the three sources."""
@@ -109,7 +146,8 @@ def test_any_extra_value_is_written(
     client: redis.Redis,
     key: str,
 ) -> None:
-    """Each value, logged through each source, arrives with an ``extra`` field ``v``; nothing is dropped."""
+    """Each value, logged through each source, arrives with an ``extra`` field ``v`` holding exactly what
+    docs/schema.md says that value becomes; nothing is dropped."""
     handler, loggers = three_sources
     client.delete(key)
     for number, value in enumerate(values):
@@ -121,8 +159,10 @@ def test_any_extra_value_is_written(
     assert stats["errors"] == 0, stats
     documents = read_stream(client, key)
     assert len(documents) == 3 * len(values)
-    assert all("v" in document["extra"] for document in documents), documents
     assert {document["source"] for document in documents} == {"stdlib", "loguru", "structlog"}
+    for document in documents:
+        value = values[int(document["message"].split()[1])]
+        assert document["extra"]["v"] == documented(value), (document["source"], value)
 
 
 def test_big_integers_are_written_as_decimal_text(json_backend: str) -> None:
