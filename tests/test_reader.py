@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -348,10 +349,11 @@ CRASHING_CONSUMER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_a_killed_consumer_loses_nothing(redis_server: EmbeddedRedis, client: redis.Redis, key: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A consumer killed (SIGKILL) mid-batch loses nothing: a running peer claims its entries after claim_idle."""
+    """A consumer killed (SIGKILL) mid-batch loses nothing: a running peer claims its entries after claim_idle,
+    although that peer trims everything its group has finished with (``retain=0``) meanwhile."""
     name = new_logger_name()
     marker = tmp_path / "handled"
-    survivor = RedisLogConsumer(url=redis_server.url, key=key, name="survivor", batch_size=100, **FAST)
+    survivor = RedisLogConsumer(url=redis_server.url, key=key, name="survivor", batch_size=100, retain=0, **FAST)
     with collecting(name) as collector, running(survivor):
         wait_until(lambda: survivor.stats()["lag"] is not None)  # the survivor runs before the other one dies
         doomed = subprocess.Popen(
@@ -395,16 +397,32 @@ def test_the_consumer_rides_out_a_server_restart(
 
 
 def test_signal_stops_run_in_the_main_thread(redis_server: EmbeddedRedis, key: str) -> None:
-    """SIGTERM in the main thread makes run() return after the batch in hand, and the old handler comes back."""
+    """SIGTERM in the main thread makes run() return after the batch in hand, and the old handler comes back.
+
+    The signal is sent once run() has installed its own handler (before that it would end the test run);
+    if run() never does, the consumer is closed instead and the test fails."""
     consumer = RedisLogConsumer(url=redis_server.url, key=key, **FAST)
     before = signal.getsignal(signal.SIGTERM)
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
+    sent = threading.Event()
+
+    def terminate_once_handled() -> None:
+        deadline = time.monotonic() + 30
+        while signal.getsignal(signal.SIGTERM) == before:
+            if time.monotonic() > deadline:
+                consumer.close()  # run() returns: the assertion below says what went wrong
+                return
+            time.sleep(0.01)
+        sent.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    sender = threading.Thread(target=terminate_once_handled)
+    sender.start()
     try:
         consumer.run()
     finally:
-        timer.cancel()
+        sender.join()
         consumer.close()
+    assert sent.is_set(), "run() never installed a SIGTERM handler"
     assert signal.getsignal(signal.SIGTERM) == before
 
 

@@ -23,6 +23,7 @@ from .readers import collecting, documents, new_logger_name, running, wait_for_n
 pytestmark = pytest.mark.slow
 
 FAST = {"block": 0.1, "claim_idle": 1.0, "batch_size": 500}
+GROUP = "redis-log-handler"  # the consumers' group unless told
 RECORDS = 50_000
 
 
@@ -162,6 +163,54 @@ class TestTrimming:
         (group,) = client.xinfo_groups(key)
         assert group["pending"] == 0
         assert group["lag"] == 0
+
+    def test_a_dead_consumer_of_the_same_group_keeps_its_pending_entries_until_they_are_claimed(
+        self, every_read: None, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """A consumer of the same group read the first 1,000 entries and died without acknowledging them: with
+        retain=0 nothing from its oldest pending entry on goes while they wait, however far the group has read;
+        once a consumer claims and acknowledges them, they go too."""
+        name = new_logger_name()
+        write_stream(client, key, documents(RECORDS, name))
+        client.xgroup_create(key, GROUP, id="0")
+        dead = client.xreadgroup(GROUP, "dead", {key: ">"}, count=1_000)[0][1]
+        patient = RedisLogConsumer(url=redis_server.url, key=key, retain=0, **{**FAST, "claim_idle": 3600})
+        with collecting(name) as collector, running(patient):
+            wait_for_numbers(collector, RECORDS - 1_000, timeout=60)
+            one_more(client, key, name, RECORDS)
+            settled(patient, RECORDS - 1_000 + 1)
+            assert client.xlen(key) == RECORDS + 1
+            assert client.xrange(key, count=1)[0][0] == dead[0][0]
+            assert patient.stats()["trimmed"] == 0
+        claimer = RedisLogConsumer(url=redis_server.url, key=key, retain=0, **FAST)  # claims after 1 s idle
+        with collecting(name) as claimed, running(claimer):
+            wait_for_numbers(claimed, 1_000, timeout=60)
+            one_more(client, key, name, RECORDS + 1)
+            settled(claimer, 1_000 + 1)
+            assert client.xpending(key, GROUP)["pending"] <= FAST["batch_size"]
+            assert client.xlen(key) <= FAST["batch_size"]
+        assert sorted(collector.numbers + claimed.numbers) == list(range(RECORDS + 2))
+
+    def test_retain_seconds_keeps_what_is_younger(
+        self, every_read: None, redis_server: EmbeddedRedis, client: redis.Redis, key: str
+    ) -> None:
+        """retain_seconds=60 with retain=0: of entries an hour old and entries of now, all acknowledged, the young
+        stay, every one of them, and the old go."""
+        name = new_logger_name()
+        hour_ago = (int(client.time()[0]) - 3_600) * 1_000
+        with client.pipeline(transaction=False) as pipe:
+            for number, document in enumerate(documents(10_000, name)):
+                pipe.xadd(key, {"data": json.dumps(document)}, id=f"{hour_ago + number}-0")
+            pipe.execute()
+        write_stream(client, key, documents(2_000, name, start=10_000))  # ids of now
+        consumer = RedisLogConsumer(url=redis_server.url, key=key, retain=0, retain_seconds=60, **FAST)
+        with collecting(name) as collector, running(consumer):
+            wait_for_numbers(collector, 12_000, timeout=60)
+            one_more(client, key, name, 12_000)
+            settled(consumer, 12_001)
+        kept = [json.loads(fields[b"data"])["extra"]["number"] for _, fields in client.xrange(key)]
+        assert kept == list(range(10_000, 12_001))
+        assert consumer.stats()["trimmed"] == 10_000
 
     def test_retain_none_keeps_everything(
         self, every_read: None, redis_server: EmbeddedRedis, client: redis.Redis, key: str
