@@ -135,7 +135,9 @@ class TestStalls:
         )
         sleeper = threading.Thread(target=sync_client.execute_command, args=("DEBUG", "SLEEP", str(STALL_SECONDS)))
         sleeper.start()
-        wait_until(lambda: not debug_server.ping(timeout=0.2))  # the server sleeps
+        # The server sleeps once a PING goes unanswered for a second (an awake one answers within milliseconds,
+        # even on a loaded machine); the sleep lasts STALL_SECONDS, and the burst below takes a fraction of one.
+        wait_until(lambda: not debug_server.ping(timeout=1.0))
         log_numbers(logger, 2000)
         assert sleeper.is_alive()  # the server still sleeps: no call waited on it
         sleeper.join()
