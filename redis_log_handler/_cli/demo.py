@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ MAX_THREADS = 1000
 _DEMO_FIELDS = {"service": "redis-log-handler-demo"}
 _TAIL_LINES = 5  # records shown at the end, through tail
 _KEY_TTL = 3600  # seconds: the demo's stream expires an hour after its last write
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends demo --keep
 _LEVELS = ("DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR")
 
 
@@ -242,11 +244,18 @@ def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
 
 
 def _wait_for_ctrl_c() -> None:
+    """Wait until Ctrl-C, SIGTERM (``kill``) or SIGHUP (the terminal closed): each ends the wait, and the caller
+    stops the throwaway server. Set here, not inherited: a shell that starts the demo in the background has
+    Python ignore SIGINT."""
     sys.stdout.flush()  # the command to paste must show now, also through a pipe (tee, a test)
+    stopped = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stopped.set()) for number in _STOP_SIGNALS}
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print()
+        stopped.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    print()
 
 
 def _shares(records: int, threads: int) -> list[int]:
