@@ -4,7 +4,8 @@ uvicorn (its command line, ``uvicorn.run``, ``--workers``), gunicorn's two uvico
 granian each run a small application and get SIGTERM in three situations:
 
 - a request is in flight and logs a burst of records just before the worker ends (Redis up): every record is
-  written, and the request is answered wherever the server itself lets it finish;
+  written, and the request is answered and every worker runs its lifespan shutdown wherever the server's own
+  stop lets it;
 - Redis is down for the last requests and comes back half a second after SIGTERM: every record is written;
 - Redis stays down past ``close_timeout``: what was not written is named on stderr by the process that logged
   it, and nothing is silent.
@@ -75,6 +76,7 @@ _APP = """
                     open(f"ready-{os.getpid()}", "w").close()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    open(f"shut-down-{os.getpid()}", "w").close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -284,9 +286,10 @@ class TestStops:
             in_flight.join()
         written, not_written = account(running, own_client, key, stderr)
         assert not_written == 0, stderr[-3000:]
-        if server.answers_in_flight:  # no logging call was cut short, and every one is in Redis
+        if server.answers_in_flight:  # the server's own stop ran whole: no logging call cut short, all in Redis
             calls = running.calls().values()
             assert written == sum(began for began, _ in calls) == sum(returned for _, returned in calls)
+            assert len(list(tmp_path.glob("shut-down-*"))) == server.workers  # each ran its lifespan shutdown
             assert answer[0] is not None, f"the request in flight was not answered: {stderr[-3000:]}"
             assert collections.Counter(d["message"].split()[0] for d in read_list(own_client, key))["burst"] == BURST
 

@@ -181,7 +181,7 @@ class TestGunicorn:
         assert named(stderr, key) == []
         assert "Traceback" not in stderr
 
-    @pytest.mark.parametrize("worker_class", ["sync", "gevent"])
+    @pytest.mark.parametrize("worker_class", ["sync", "gthread", "gevent"])
     def test_records_redis_never_got_are_named_at_the_stop(
         self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str, worker_class: str
     ) -> None:
