@@ -73,8 +73,8 @@ def prepare_for_sigterm(*, first_record: bool = False) -> None:
         return
     current = signal.getsignal(signal.SIGTERM)
     uvicorn_serving = _is_uvicorn_handler(current)
-    if not uvicorn_serving and current != signal.SIG_DFL:
-        _prepared_pid = os.getpid()  # the application's own handler: it decides what SIGTERM does
+    if (not uvicorn_serving and current != signal.SIG_DFL) or not hasattr(signal, "pthread_sigmask"):
+        _prepared_pid = os.getpid()  # the application's own handler decides what SIGTERM does (or: not POSIX)
         return
     try:
         signal.signal(signal.SIGTERM, _AfterUvicorn(current) if uvicorn_serving else _close_then_terminate)
