@@ -26,6 +26,7 @@ run them.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -62,11 +63,36 @@ def find_server_binary() -> str:
     return str(get_binary_path())
 
 
+# Ports for servers that may be killed and started again on the same port: below the range the system hands
+# out to outgoing connections (Linux: 32768-60999 by default), which could otherwise take a killed server's
+# port before its restart.
+_PORTS = range(20_000, 32_768)
+_PORT_TRIES = 50
+
+
+def _ephemeral() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return range(32_768, 61_000)
+    return range(low, high + 1)
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    """A loopback port nothing listens on, outside the range outgoing connections take theirs from."""
+    ephemeral = _ephemeral()
+    candidates = [port for port in _PORTS if port not in ephemeral] or list(_PORTS)
+    for port in random.sample(candidates, min(_PORT_TRIES, len(candidates))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:  # crowded: any port the system gives
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        given: int = probe.getsockname()[1]
+        return given
 
 
 class EmbeddedRedis:
