@@ -5,12 +5,15 @@
     .venv/bin/python .ci/mutants.py --no-baseline    # skip the check that the unmodified tree passes (CI: the
                                                      # whole suite just passed on it)
 
-For each mutant one line of the package is replaced in the working tree itself, so that every process the
-tests start (servers, workers, ``python -c`` children) imports the mutated package too, and restored
-afterwards (also on Ctrl-C or SIGTERM). The tests named for the mutant then run; the mutant is killed only
-when one of them fails on an assertion (``.ci/killed_by_assertion.py``): a crash, a fixture or collection
-error, or a timeout does not count. A mutant that no test kills is a promise nothing guards: the script says
-so and exits with status 1. Unless ``--no-baseline``, the unmodified tree must first pass the same tests.
+The project (package, tests, docs, configuration; not ``.git`` or the virtual environments) is copied to a
+scratch directory, and the tests run there, with that copy first on ``PYTHONPATH``: the pytest process and
+every process the tests start (servers, workers, ``python -c`` children, whatever their working directory)
+import the copy's package. For each mutant one line of the copy is replaced, the tests named for it run, and
+the line is restored. The working tree is never touched, so other work (CI's other phases) can go on beside.
+A mutant is killed only when a named test fails on an assertion (``.ci/killed_by_assertion.py``): a crash, a
+fixture or collection error, or a timeout does not count. A mutant that no test kills is a promise nothing
+guards: the script says so and exits with status 1. Unless ``--no-baseline``, the unmodified copy must first
+pass the same tests.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "redis_log_handler"
+_NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".tox", ".packaging", "dist", "build", "site", "__pycache__")
 
 
 @dataclass(frozen=True)
@@ -209,26 +212,26 @@ MUTANTS = [
 ]
 
 
-def run_named_tests(tests: tuple[str, ...]) -> tuple[list[str], int]:
-    """Run *tests* against the working tree; the tests that failed on an assertion (the first), and pytest's status."""
-    for cache in PACKAGE.rglob("__pycache__"):  # bytecode of the other version of a module must not be used
+def run_named_tests(copy: Path, tests: tuple[str, ...]) -> tuple[list[str], int]:
+    """Run *tests* in *copy*; the tests that failed on an assertion (the first), and pytest's exit status."""
+    for cache in (copy / "redis_log_handler").rglob("__pycache__"):  # never the bytecode of the other version
         shutil.rmtree(cache, ignore_errors=True)
     with tempfile.NamedTemporaryFile("r", suffix=".kills", encoding="utf-8") as kills:
         environment = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / ".ci"), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(copy), str(copy / ".ci"), os.environ.get("PYTHONPATH")])),
             "PYTHONDONTWRITEBYTECODE": "1",
             "MUTANT_KILLS": kills.name,
         }
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "killed_by_assertion"]
         result = subprocess.run(  # noqa: S603 - our own interpreter and test ids
-            [*command, *tests], cwd=ROOT, env=environment, capture_output=True, text=True, check=False
+            [*command, *tests], cwd=copy, env=environment, capture_output=True, text=True, check=False
         )
         return kills.read().split(), result.returncode
 
 
 def _stop_on_sigterm(signum: int, _: object) -> None:
-    raise SystemExit(128 + signum)  # through the finally that restores the module
+    raise SystemExit(128 + signum)  # through the finally that removes the scratch copy
 
 
 def main(arguments: list[str]) -> int:
@@ -237,28 +240,31 @@ def main(arguments: list[str]) -> int:
     mutants = [mutant for mutant in MUTANTS if not chosen or mutant.name in chosen]
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     survivors = []
-    for mutant in mutants:
-        if baseline:
-            kills, status = run_named_tests(mutant.tests)
-            if kills or status != 0:
-                print(f"({mutant.name}) the unmodified tree fails {' '.join(mutant.tests)}: fix that first")
+    with tempfile.TemporaryDirectory(prefix="mutants-") as scratch:
+        copy = Path(scratch) / ROOT.name
+        shutil.copytree(ROOT, copy, ignore=_NOT_COPIED)
+        for mutant in mutants:
+            if baseline:
+                kills, status = run_named_tests(copy, mutant.tests)
+                if kills or status != 0:
+                    print(f"({mutant.name}) the unmodified tree fails {' '.join(mutant.tests)}: fix that first")
+                    return 2
+            source = copy / "redis_log_handler" / mutant.module
+            original = source.read_text()
+            if original.count(mutant.old) != 1:
+                print(f"({mutant.name}) the line to replace is not in {mutant.module} once: update this script")
                 return 2
-        source = PACKAGE / mutant.module
-        original = source.read_text()
-        if original.count(mutant.old) != 1:
-            print(f"({mutant.name}) the line to replace is not in {mutant.module} once: update this script")
-            return 2
-        try:
             source.write_text(original.replace(mutant.old, mutant.new))
-            kills, status = run_named_tests(mutant.tests)
-        finally:
-            source.write_text(original)
-        if kills:
-            print(f"({mutant.name}) {mutant.promise}: killed by {kills[0]}", flush=True)
-        else:
-            outcome = "no named test failed" if status == 0 else f"pytest exited with {status}, no assertion failed"
-            print(f"({mutant.name}) {mutant.promise}: SURVIVED ({outcome})", flush=True)
-            survivors.append(mutant.name)
+            try:
+                kills, status = run_named_tests(copy, mutant.tests)
+            finally:
+                source.write_text(original)
+            if kills:
+                print(f"({mutant.name}) {mutant.promise}: killed by {kills[0]}", flush=True)
+            else:
+                outcome = "no named test failed" if status == 0 else f"pytest exited with {status}, no assertion failed"
+                print(f"({mutant.name}) {mutant.promise}: SURVIVED ({outcome})", flush=True)
+                survivors.append(mutant.name)
     return 1 if survivors else 0
 
 
