@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".tox", ".packaging", "dist", "build", "site", "__pycache__")
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", ".tox", ".packaging", ".ci-logs", "dist", "build", "site", "__pycache__"
+)
 
 
 @dataclass(frozen=True)
