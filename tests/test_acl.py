@@ -28,7 +28,7 @@ CONSUMER = {
     "stream": f"+xreadgroup +xack +xautoclaim +xgroup|create +xinfo|groups +xadd +ping {RETENTION}",
     "list": "+lpop +blpop +lpush +llen +xadd +ping",
 }
-TAIL = "+xrevrange +xread +lrange +ping"
+TAIL = "+xrevrange +xread +lrange +type +ping"
 KEY = "logs:app"
 
 
@@ -139,8 +139,24 @@ def test_tail_needs_only_read_permissions(server: EmbeddedRedis, capsys: pytest.
         write_list(admin, f"{KEY}:list", documents(5, "app"))
     url = user(server, "viewer", TAIL)
     assert main(["tail", "--url", url, "--key", KEY]) == 0
+    assert main(["tail", "--url", url, "--key", f"{KEY}:list"]) == 0  # read as what it holds
+    assert len(capsys.readouterr().out.splitlines()) == 10
+
+
+def test_tail_without_type_reads_with_mode(server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]) -> None:
+    """A viewer without +type: tail reads a stream as before and a list with --mode list; a list without --mode
+    is one line saying what to give."""
+    with redis.Redis.from_url(server.url) as admin:
+        write_stream(admin, KEY, documents(5, "app"))
+        write_list(admin, f"{KEY}:list", documents(5, "app"))
+    url = user(server, "viewer", TAIL.replace(" +type", ""))
+    assert main(["tail", "--url", url, "--key", KEY]) == 0
     assert main(["tail", "--url", url, "--key", f"{KEY}:list", "--mode", "list"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 10
+    assert main(["tail", "--url", url, "--key", f"{KEY}:list"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"'{KEY}:list' at redis://viewer:***@" in line
+    assert "holds something else than a stream: give --mode list" in line
 
 
 def test_status_without_the_key_permissions_says_so(server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]) -> None:

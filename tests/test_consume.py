@@ -161,6 +161,27 @@ GATED_HANDLER = textwrap.dedent(
 )
 
 
+def test_a_list_key_is_consumed_as_a_list_without_mode(
+    redis_server: EmbeddedRedis, client: redis.Redis, key: str, tmp_path: Path
+) -> None:
+    """consume on a key holding a list (the README's list-mode key) pops it as a list without --mode."""
+    consumed, config = tmp_path / "consumed.log", tmp_path / "logging.json"
+    config.write_text(json.dumps(dict_config(consumed)))
+    document = {"logger": "svc", "level": "ERROR", "levelno": 40, "message": "hello"}
+    client.rpush(key, *[json.dumps({**document, "message": f"hello {number}"}) for number in range(3)])
+    consumer = subprocess.Popen(
+        [*CONSUME, "--config", str(config), "--url", redis_server.url, "--key", key], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: line_count(consumed) == 3)
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        _, stderr = consumer.communicate(timeout=10)
+    assert consumer.returncode == 0, stderr
+    assert f"reading list {key!r}" in stderr
+    assert client.exists(key) == 0
+
+
 def test_sigterm_finishes_the_batch_in_hand_and_reads_no_more(
     redis_server: EmbeddedRedis, client: redis.Redis, key: str, tmp_path: Path
 ) -> None:

@@ -84,6 +84,46 @@ class TestLast:
         assert client.xlen(stream) == 5
         assert client.xinfo_groups(stream) == []
 
+    def test_a_list_is_read_as_a_list_without_mode(
+        self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A key holding a list (the README's list-mode key, say) is read as a list without --mode."""
+        write_list(client, key, documents(30, "app"))
+        lines = tail(capsys, "--url", redis_server.url, "--key", key, "-n", "5")
+        assert [line.rsplit("=", 1)[1] for line in lines] == ["25", "26", "27", "28", "29"]
+
+    @pytest.mark.parametrize(
+        ("held", "arguments", "message"),
+        [
+            ("string", [], "holds a string, not log records (a stream, or a list in list mode): check --key"),
+            ("hash", ["--mode", "list"], "holds a hash, not log records"),
+            ("list", ["--mode", "stream"], "holds a list, not a stream: give --mode list, or leave --mode out"),
+            ("stream", ["--mode", "list"], "holds a stream, not a list: give --mode stream"),
+        ],
+    )
+    def test_a_key_of_another_type_is_one_line_naming_it(
+        self,
+        redis_server: EmbeddedRedis,
+        client: redis.Redis,
+        key: str,
+        capsys: pytest.CaptureFixture[str],
+        held: str,
+        arguments: list[str],
+        message: str,
+    ) -> None:
+        """A key that holds no log records, or not what --mode says: one line naming the key, what it holds and
+        the fix; status 2."""
+        {
+            "string": lambda: client.set(key, "x"),
+            "hash": lambda: client.hset(key, "a", "b"),
+            "list": lambda: write_list(client, key, documents(1, "app")),
+            "stream": lambda: write_stream(client, key, documents(1, "app")),
+        }[held]()
+        assert main(["tail", "--url", redis_server.url, "--key", key, *arguments]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"redis-log-handler tail: error: {key!r} at redis://127.0.0.1:{redis_server.port}/0 ")
+        assert message in line
+
     def test_an_entry_that_is_not_a_record(
         self, redis_server: EmbeddedRedis, client: redis.Redis, key: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -237,15 +277,15 @@ def test_pubsub_shows_what_is_published(redis_server: EmbeddedRedis, client: red
         (["--since", "yesterday"], "argument --since: must be a duration like 10m, 2h, 1d or an ISO-8601 time"),
         (["--grep", "("], "argument --grep: must be a regular expression"),
         (["-n", "-1"], "argument -n/--lines: must be a whole number >= 0, got '-1'"),
-        (["--mode", "list", "-f"], "error: -f cannot follow a list"),
+        (["--mode", "list", "-f"], "error: -f cannot follow the list"),
     ],
 )
 def test_bad_arguments(
-    arguments: list[str], message: str, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+    arguments: list[str], message: str, redis_server: EmbeddedRedis, key: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bad arguments are one line and status 2."""
     try:
-        status = main(["tail", "--url", redis_server.url, *arguments])
+        status = main(["tail", "--url", redis_server.url, "--key", key, *arguments])
     except SystemExit as exited:
         status = int(exited.code or 0)
     assert status == 2

@@ -13,7 +13,16 @@ from redis_log_handler._shared.address import redact_url, sync_client
 from redis_log_handler._shared.checks import resolve_url
 from redis_log_handler._shared.diagnostics import describe
 
-__all__ = ["CommandError", "UsageError", "connect", "positive_int", "redis_url", "retain_argument"]
+__all__ = [
+    "CommandError",
+    "UsageError",
+    "connect",
+    "key_mode",
+    "positive_int",
+    "redis_url",
+    "retain_argument",
+    "wrong_type",
+]
 
 _CONNECT_TIMEOUT = 2.0
 _COMMAND_TIMEOUT = 10.0
@@ -75,3 +84,52 @@ def connect(url: str) -> Any:
             client.close()
         raise CommandError(f"cannot reach Redis at {redact_url(url)} ({describe(exc)})") from None
     return client
+
+
+_READABLE = ("stream", "list")  # what a key written by the handler holds (a channel is no key)
+
+
+def key_mode(client: Any, keys: list[str], given: str | None, url: str) -> str:
+    """How to read *keys*: as what they hold (``TYPE``), which must agree with *given* (``--mode``) if given.
+
+    A channel (``pubsub``) is no key: *given* it is. A key that does not exist yet is read as *given*, else as
+    a stream; so is any key when the user may not run ``TYPE`` (a read of the wrong type then fails, and
+    :func:`wrong_type` says so in one line). Raises :class:`UsageError` naming the key, what it holds and the fix.
+    """
+    if given == "pubsub":
+        return given
+    try:
+        held = {key: _text(client.type(key)) for key in keys}
+    except redis.exceptions.NoPermissionError:
+        return given or "stream"
+    for key, kind in held.items():
+        if kind not in (*_READABLE, "none"):
+            raise UsageError(
+                f"{key!r} at {redact_url(url)} holds a {kind}, not log records (a stream, or a list in list mode): "
+                "check --key"
+            )
+    kinds = sorted(set(held.values()) - {"none"})
+    if not kinds:
+        return given or "stream"
+    if len(kinds) > 1:
+        raise UsageError(f"the shards of {keys[0]!r} at {redact_url(url)} hold both a stream and a list")
+    kind = kinds[0]
+    if given is not None and given != kind:
+        raise UsageError(
+            f"{keys[0]!r} at {redact_url(url)} holds a {kind}, not a {given}: give --mode {kind}, or leave --mode "
+            "out to read a key as what it holds"
+        )
+    return kind
+
+
+def wrong_type(exc: redis.exceptions.ResponseError, key: str, mode: str, url: str) -> UsageError | None:
+    """The one line for a read of *key* as a *mode* that met another type (WRONGTYPE), or None for other errors."""
+    if not str(exc).startswith("WRONGTYPE"):
+        return None
+    return UsageError(
+        f"{key!r} at {redact_url(url)} holds something else than a {mode}: give --mode list (or stream), or check --key"
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

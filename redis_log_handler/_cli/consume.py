@@ -17,8 +17,9 @@ from typing import Any
 
 from redis_log_handler._reader.consumer import RedisLogConsumer
 from redis_log_handler._shared.address import redact_url
+from redis_log_handler._shared.shards import shard_keys
 
-from .common import UsageError, connect
+from .common import UsageError, connect, key_mode
 
 __all__ = ["configure_logging", "run_consume"]
 
@@ -76,11 +77,18 @@ def run_consume(arguments: argparse.Namespace) -> int:
     """Configure logging, check the server, and run a consumer until SIGTERM or SIGINT; returns the exit status."""
     configure_logging(arguments.config)
     _keep_redis_py_to_stderr()
+    # A server that cannot be reached is one line and status 1, before anything runs; the key is read as what
+    # it holds.
+    client = connect(arguments.url)
+    try:
+        mode = key_mode(client, shard_keys(arguments.key, arguments.shards), arguments.mode, arguments.url)
+    finally:
+        client.close()
     try:
         consumer = RedisLogConsumer(
             url=arguments.url,
             key=arguments.key,
-            mode=arguments.mode,
+            mode=mode,
             group=arguments.group,
             name=arguments.name,
             shards=arguments.shards,
@@ -91,7 +99,6 @@ def run_consume(arguments: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     settings = consumer.settings
     assert settings.url is not None
-    connect(settings.url).close()  # a server that cannot be reached is one line and status 1, before anything runs
     where = f"group {settings.group!r} as {settings.name!r}" if settings.mode == "stream" else "no group"
     print(
         f"redis-log-handler consume: reading {settings.mode} {settings.key!r} at {redact_url(settings.url)} "

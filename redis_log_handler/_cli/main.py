@@ -88,7 +88,10 @@ def _add_source(command: argparse.ArgumentParser) -> None:
     _add_url(command)
     command.add_argument("--key", default="logs", help="the stream, list or channel to read (default: %(default)s)")
     command.add_argument(
-        "--mode", choices=MODES, default="stream", help="how the records were written (default: %(default)s)"
+        "--mode",
+        choices=MODES,
+        help="how the records were written (default: what the key holds, a stream or a list; a stream if the key "
+        "does not exist yet; a channel is read only with --mode pubsub)",
     )
     command.add_argument(
         "--shards",

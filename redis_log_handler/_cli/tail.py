@@ -21,12 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+import redis.exceptions
+
 from redis_log_handler._reader.entries import Entry, Poison, parse_entry
 from redis_log_handler._schema.document import iso_timestamp, normalize_level
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.shards import shard_keys
 
-from .common import UsageError, connect
+from .common import UsageError, connect, key_mode, wrong_type
 from .tail_format import RecordFilter, escape, json_line, text_lines
 
 __all__ = ["count_argument", "level_argument", "print_last", "regex_argument", "run_tail", "since_argument"]
@@ -247,8 +249,6 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
         out = sys.stdout
         if isinstance(out, io.TextIOWrapper):
             out.reconfigure(errors="backslashreplace")  # a terminal that cannot show a character gets an escape
-    if arguments.follow and arguments.mode == "list":
-        raise UsageError("-f cannot follow a list (consumers popping it move every index); use stream mode")
     if arguments.shards > 1 and arguments.mode == "pubsub":
         raise UsageError("--shards applies to streams and lists: a channel is not sharded")
     since = arguments.since
@@ -263,13 +263,22 @@ def run_tail(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
     count = 10 if arguments.lines is None else arguments.lines
     keys = shard_keys(arguments.key, arguments.shards)
     client = connect(arguments.url)
+    mode = arguments.mode or "stream"
     try:
-        if arguments.mode == "pubsub":  # no history: what is published from now on, up to -n records if given
+        mode = key_mode(client, keys, arguments.mode, arguments.url)
+        if arguments.follow and mode == "list":
+            raise UsageError(
+                f"-f cannot follow the list {arguments.key!r} (consumers popping it move every index); leave -f "
+                "out to show its last records, or write the records in stream mode"
+            )
+        if mode == "pubsub":  # no history: what is published from now on, up to -n records if given
             _show_new(printer, _channel(client, arguments.key), arguments.lines)
-        elif arguments.mode == "list":
+        elif mode == "list":
             _show_list(client, keys, count, printer, arguments)
         else:
             _show_stream(client, keys, count, printer, arguments, out)
+    except redis.exceptions.ResponseError as exc:
+        raise wrong_type(exc, arguments.key, mode, arguments.url) or exc from None
     finally:
         client.close()
     return 0
