@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import redis
@@ -189,15 +190,18 @@ class TestDemo:
         assert result.returncode == 0, result.stderr
         assert re.match(r"Started a throwaway (Redis|Valkey) \d+\.\d+\.\d+ server for the demo: ", result.stdout)
         assert "The throwaway server is stopped now" in result.stdout
-        assert "redis-log-handler demo --keep" in result.stdout
+        (suggested,) = re.findall(r"Run '([^']+)'", result.stdout)
+        assert suggested.endswith("redis-log-handler demo --keep")
+        version = paste(suggested.removesuffix(" demo --keep") + " --version")
+        assert version.returncode == 0, version.stderr  # the program it names runs where the demo ran
 
     def test_the_next_step_it_prints_works(self, redis_server: EmbeddedRedis) -> None:
         """With --url, the demo ends with a tail command that shows its records when pasted."""
         result = run_command("demo", "--url", redis_server.url, "--records", "30")
         assert result.returncode == 0, result.stderr
-        arguments = pasted_tail(result.stdout)
-        assert arguments[:2] == ["--url", redis_server.url]
-        shown = run_command("tail", *[argument for argument in arguments if argument != "-f"])
+        command = printed_tail(result.stdout)
+        assert shlex.split(command)[2:4] == ["--url", redis_server.url]
+        shown = paste(command)
         assert shown.returncode == 0, shown.stderr
         assert len(records_in(shown.stdout)) == 20
 
@@ -221,14 +225,14 @@ class TestDemo:
                 except queue.Empty:
                     pytest.fail(f"no next step within 60 s of the last line: {printed}")
             printed += lines.get(timeout=10)  # the command itself
-            arguments = pasted_tail(printed)
-            shown = run_command("tail", *[argument for argument in arguments if argument != "-f"])
+            command = printed_tail(printed)
+            shown = paste(command)
             assert shown.returncode == 0, shown.stderr
             assert len(records_in(shown.stdout)) == 20
         finally:
             demo.send_signal(signal.SIGINT)
             assert demo.wait(timeout=30) == 0
-        assert run_command("tail", *arguments[:2]).returncode == 1  # the server is gone
+        assert paste(command).returncode == 1  # the server is gone
 
 
 def records_in(printed: str) -> list[str]:
@@ -236,11 +240,28 @@ def records_in(printed: str) -> list[str]:
     return [line for line in printed.splitlines() if not line.startswith(" ")]
 
 
-def pasted_tail(printed: str) -> list[str]:
-    """The arguments of the ``redis-log-handler tail`` command the demo printed as its last line."""
+def printed_tail(printed: str) -> str:
+    """The ``tail`` command the demo printed as its last line, without ``-f`` (which would not return)."""
     command = printed.rstrip().splitlines()[-1].strip()
-    assert command.startswith("redis-log-handler tail "), printed
-    return shlex.split(command)[2:]
+    assert shlex.split(command)[1] == "tail", printed
+    assert command.endswith(" -f"), printed
+    return command.removesuffix(" -f")
+
+
+def paste(command: str) -> subprocess.CompletedProcess[str]:
+    """*command* pasted into a shell in the directory the demo ran in, as after the README's install: the virtual
+    environment is not activated (its bin directory is not on PATH)."""
+    bin_directory = str(Path(sys.executable).parent)
+    path = os.pathsep.join(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != bin_directory)
+    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "VIRTUAL_ENV")}
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**environment, "PATH": path},
+    )
 
 
 class TestCommands:

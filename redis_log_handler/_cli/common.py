@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -16,6 +21,7 @@ from redis_log_handler._shared.diagnostics import describe
 __all__ = [
     "CommandError",
     "UsageError",
+    "command_to_paste",
     "connect",
     "key_mode",
     "positive_int",
@@ -133,3 +139,26 @@ def wrong_type(exc: redis.exceptions.ResponseError, key: str, mode: str, url: st
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+_SCRIPT = "redis-log-handler"
+
+
+def command_to_paste(*arguments: str) -> str:
+    """The command line that runs ``redis-log-handler ARGUMENTS`` when pasted in the current directory's shell.
+
+    The bare name where PATH finds this installation's script; else that script's path (relative when it is
+    under the current directory: ``.venv/bin/redis-log-handler`` after the README's install, which does not
+    activate the virtual environment); else this interpreter with ``-m redis_log_handler``.
+    """
+    script = Path(sys.executable).parent / _SCRIPT
+    if script.exists():
+        found = shutil.which(_SCRIPT)
+        if found is not None and Path(found).resolve() == script.resolve():
+            program = _SCRIPT
+        else:
+            relative = os.path.relpath(script)
+            program = shlex.quote(relative if not relative.startswith("..") else str(script))
+    else:
+        program = f"{shlex.quote(sys.executable)} -m redis_log_handler"
+    return " ".join([program, *(shlex.quote(argument) for argument in arguments)])

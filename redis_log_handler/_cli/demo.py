@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import shlex
 import signal
 import sys
 import threading
@@ -25,7 +24,7 @@ from redis_log_handler._writer.loguru_sink import LoguruSink
 from redis_log_handler._writer.structlog_processor import StructlogProcessor
 from redis_log_handler.testing import EmbeddedRedis
 
-from .common import CommandError, UsageError, connect
+from .common import CommandError, UsageError, command_to_paste, connect
 from .tail import print_last
 
 __all__ = ["DEMO_DESCRIPTION", "MAX_THREADS", "run_demo"]
@@ -229,13 +228,13 @@ def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
     """What to run next, as a command that works when pasted (or why there is none)."""
     if throwaway and not keep:
         return (
-            "The throwaway server is stopped now, and its records with it. Run 'redis-log-handler demo --keep' to "
-            "keep it until Ctrl-C and look around with tail, or give the demo --url for your own Redis."
+            f"The throwaway server is stopped now, and its records with it. Run '{command_to_paste('demo', '--keep')}' "
+            "to keep it until Ctrl-C and look around with tail, or give the demo --url for your own Redis."
         )
     # $REDIS_URL reaches tail too; a URL given with --url is repeated, its password hidden
     from_environment = not throwaway and url == os.environ.get("REDIS_URL")
-    option = "" if from_environment else f" --url {shlex.quote(redact_url(url))}"
-    command = f"redis-log-handler tail{option} --key {shlex.quote(key)} -n 20 -f"
+    option = [] if from_environment else ["--url", redact_url(url)]
+    command = command_to_paste("tail", *option, "--key", key, "-n", "20", "-f")
     if redact_url(url) != url and not from_environment:
         command += "   (your password in place of ***)"
     if throwaway:
