@@ -143,6 +143,7 @@ class TestDemo:
         documents = read_stream(client, key[1])
         assert len(documents) == 1003
         assert {document["source"] for document in documents} == {"stdlib", "loguru", "structlog"}
+        assert not [document["logger"] for document in documents if "._" in document["logger"]]  # no private module
         assert 0 < client.ttl(key[1]) <= 3600
         assert "everything delivered  : yes" in result.stdout
         assert result.stderr == ""

@@ -92,7 +92,8 @@ class _Frameworks:
 def _work(frameworks: _Frameworks, worker: int, count: int) -> None:
     """Log *count* records, taking turns through each framework, with an exception now and then."""
     stdlib = frameworks.stdlib
-    loguru = frameworks.loguru.bind(worker=worker) if frameworks.loguru is not None else None
+    # Loguru names a record after the calling module (a private one here): the demo's logger name instead.
+    loguru = frameworks.loguru.bind(worker=worker, logger_name=stdlib.name) if frameworks.loguru is not None else None
     struct = (
         frameworks.structlog.get_logger().bind(logger="demo.struct", worker=worker) if frameworks.structlog else None
     )
