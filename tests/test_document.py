@@ -168,6 +168,19 @@ class TestWithoutOrjson:
         assert document == _json.dumps(_json.json_safe({**sample, "big": 2**70, "nan": float("nan")}))
 
 
+class TestColourVariants:
+    def test_uvicorns_color_message_is_left_out(self) -> None:
+        """uvicorn's extra ``color_message`` (the format string again, with terminal colours) repeats the message:
+        it is not in the document; an extra with colours that is not the message is kept, escapes and all."""
+        record = make_record(
+            color_message="Started server process [\x1b[36m%d\x1b[0m]", banner="\x1b[1mready\x1b[0m", n=1
+        )
+        record.msg, record.args = "Started server process [%d]", (4121,)
+        document = stdlib_document(record, record.getMessage())
+        assert document["message"] == "Started server process [4121]"
+        assert document["extra"] == {"banner": "\x1b[1mready\x1b[0m", "n": 1}
+
+
 class TestJsonSafety:
     def test_unserialisable_values_become_strings(self) -> None:
         """Objects, sets, bytes and non-finite floats become strings; the record is kept."""

@@ -10,10 +10,12 @@ import datetime
 import itertools
 import json
 import logging
+import re
 import socket
 import time
 import traceback
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from redis_log_handler._shared.fork import after_fork_in_child
@@ -261,5 +263,23 @@ def stdlib_document(record: logging.LogRecord, message: str) -> dict[str, Any]:
         record.threadName,  # thread_name
         exception,
         record.stack_info,  # stack
-        {key: json_safe(attributes[key]) for key in extra_keys} if extra_keys else {},  # extra
+        _extra(attributes, extra_keys, record.msg) if extra_keys else {},  # extra
     )
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours and styles (SGR escapes)
+
+
+def _extra(attributes: dict[str, Any], keys: Iterable[str], msg: object) -> dict[str, Any]:
+    """A stdlib record's extra fields, JSON-safe, without a colour variant of its message.
+
+    uvicorn logs each record with ``extra={"color_message": ...}``: the format string again, with terminal
+    colours, for its own console formatter. It repeats the message, so it is left out (docs/schema.md).
+    """
+    extra = {}
+    for key in keys:
+        value = attributes[key]
+        if type(value) is str and "\x1b[" in value and _COLOURS.sub("", value) == msg:
+            continue
+        extra[key] = json_safe(value)
+    return extra
