@@ -30,8 +30,8 @@ STOP_WITHIN = 15.0  # seconds from SIGTERM to the server's exit
 
 # The line a handler writes when it closes with records it did not write.
 _NAMED = re.compile(
-    r"redis_log_handler\[(?P<pid>\d+)\]: closed: of (?P<logged>\d+) records logged to '(?P<key>[^']*)' in this "
-    r"process, (?P<written>\d+) were written"
+    r"redis_log_handler\[(?P<pid>\d+)\]: closed: of (?P<logged>\d+) records? logged to '(?P<key>[^']*)' in this "
+    r"process, (?P<written>\d+) (?:was|were) written"
 )
 
 

@@ -635,9 +635,15 @@ class TestFlushAndClose:
         assert "were not written before close_timeout" in capsys.readouterr().err
 
     def test_flush_then_close_share_the_budget(
-        self, own_server: EmbeddedRedis, key: str, make_handler: MakeHandler, logger: logging.Logger
+        self,
+        own_server: EmbeddedRedis,
+        key: str,
+        make_handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """flush() then close(), as logging.shutdown() calls them, take close_timeout together when Redis is down."""
+        """flush() then close(), as logging.shutdown() calls them, take close_timeout together when Redis is down;
+        the one record is named in the singular."""
         handler = make_handler(url=own_server.url, key=key, close_timeout=0.6)
         logger.addHandler(handler)
         own_server.kill()
@@ -647,6 +653,9 @@ class TestFlushAndClose:
         handler.close()
         assert time.monotonic() - started < 0.6 + 0.9
         assert handler.stats()["dropped_closed"] == 1
+        stderr = capsys.readouterr().err
+        assert f"1 record for {key!r} was not written before close_timeout" in stderr
+        assert f"closed: of 1 record logged to {key!r} in this process, 0 were written and 1 was dropped" in stderr
 
 
 class TestRecursion:

@@ -17,7 +17,7 @@ from typing import TextIO
 from .fork import after_fork_in_child
 from .native import allocate_lock, original
 
-__all__ = ["REPORT_INTERVAL", "describe", "report"]
+__all__ = ["REPORT_INTERVAL", "describe", "records", "report", "were"]
 
 REPORT_INTERVAL = 30.0  # seconds between two lines about the same kind of problem
 
@@ -81,6 +81,16 @@ def describe(exc: BaseException) -> str:
     """
     text = str(exc).strip().removesuffix(".")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def records(count: int) -> str:
+    """``1 record``, ``2 records``: a count of records as a line on stderr says it."""
+    return f"{count} record" if count == 1 else f"{count} records"
+
+
+def were(count: int) -> str:
+    """``was`` for one, ``were`` for any other count."""
+    return "was" if count == 1 else "were"
 
 
 def report(kind: str, message: str, *, force: bool = False) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis_log_handler._schema.document import producer_id
-from redis_log_handler._shared.diagnostics import describe, report
+from redis_log_handler._shared.diagnostics import describe, records, report
 from redis_log_handler._shared.shards import shard_key
 
 from .ledger import Ledger
@@ -136,7 +136,7 @@ class Delivery:
                 self._count(trip, count, written=False)
                 report(
                     f"drop:{type(error).__name__}",
-                    f"Redis refused {count} records for {self._settings.key!r} ({describe(error)}); "
+                    f"Redis refused {records(count)} for {self._settings.key!r} ({describe(error)}); "
                     "they are dropped (dropped_error) and the handler keeps running",
                 )
             else:

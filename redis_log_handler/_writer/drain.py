@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from redis_log_handler._schema.document import document_age
-from redis_log_handler._shared.diagnostics import describe, report
+from redis_log_handler._shared.diagnostics import describe, records, report, were
 
 from .delivery import Delivery, backoff_delay, spill_due
 from .flush import Flushes
@@ -275,7 +275,7 @@ class Drain:
             if left:
                 report(
                     "spill-left",
-                    f"{left} records for {self._settings.key!r} stay in {self._spill.directory!r}; "
+                    f"{records(left)} for {self._settings.key!r} stay in {self._spill.directory!r}; "
                     "the next process that logs to this key with this spill_dir replays them",
                     force=True,
                 )
@@ -294,7 +294,7 @@ class Drain:
         if unsent:
             report(
                 "unsent",
-                f"{unsent} records for {self._settings.key!r} were not written before close_timeout "
+                f"{records(unsent)} for {self._settings.key!r} {were(unsent)} not written before close_timeout "
                 f"({self._settings.close_timeout:g}s) ran out; counted as dropped_closed",
                 force=True,
             )

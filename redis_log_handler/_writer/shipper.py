@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis_log_handler._shared.diagnostics import describe, report
+from redis_log_handler._shared.diagnostics import describe, records, report, were
 from redis_log_handler._shared.fork import current_pid
 from redis_log_handler._shared.native import Reply, allocate_lock, get_ident
 
@@ -277,21 +277,21 @@ class Shipper:
             if dropped + unsettled <= self._losses_named:
                 return
             self._losses_named = dropped + unsettled
-        parts = [f"{stats['written']} were written"]
+        parts = [f"{stats['written']} {were(stats['written'])} written"]
         if places.on_disk:
-            parts.append(f"{places.on_disk} are kept on disk for the next process")
+            parts.append(f"{places.on_disk} {'is' if places.on_disk == 1 else 'are'} kept on disk for the next process")
         if unsettled:
-            parts.append(f"{unsettled} were still buffered when the close gave up")
+            parts.append(f"{unsettled} {were(unsettled)} still buffered when the close gave up")
         if dropped:
             reasons = ", ".join(
                 f"{reason} {stats[reason]}"
                 for reason in ("dropped_overflow", "dropped_closed", "dropped_error")
                 if stats[reason]
             )
-            parts.append(f"{dropped} were dropped ({reasons})")
+            parts.append(f"{dropped} {were(dropped)} dropped ({reasons})")
         report(
             "losses",
-            f"closed: of {stats['accepted'] - stats['dropped_internal']} records logged to {self._settings.key!r} "
+            f"closed: of {records(stats['accepted'] - stats['dropped_internal'])} logged to {self._settings.key!r} "
             f"in this process, {', '.join(parts[:-1])}{' and ' if len(parts) > 1 else ''}{parts[-1]}",
             force=True,
         )
