@@ -266,6 +266,13 @@ def paste(command: str) -> subprocess.CompletedProcess[str]:
 
 
 class TestCommands:
+    def test_the_bare_command_prints_the_help(self) -> None:
+        """``redis-log-handler`` alone prints the help, with every command, and exits with status 2."""
+        result = run_command()
+        assert result.returncode == 2
+        assert result.stderr.startswith("usage: redis-log-handler")
+        assert all(f"    {command}  " in result.stderr for command in ("demo", "tail", "consume", "status"))
+
     def test_version(self) -> None:
         """--version prints the installed version."""
         result = run_command("--version")

@@ -192,7 +192,11 @@ def _parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m redis_log_handler`` and the ``redis-log-handler`` script; returns the exit status."""
-    arguments = _parser().parse_args(argv)
+    parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):  # the bare command: what it can do, not one line
+        parser.print_help(sys.stderr)
+        return 2
+    arguments = parser.parse_args(argv)
     name = f"{PROG} {arguments.command}"
     try:
         status: int = arguments.run(arguments)
