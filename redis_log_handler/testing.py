@@ -25,14 +25,18 @@ run them.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["EmbeddedRedis", "find_server_binary"]
@@ -76,6 +80,33 @@ def _ephemeral() -> range:
     except (OSError, ValueError):
         return range(32_768, 61_000)
     return range(low, high + 1)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent ends
+
+
+def _ends_with_its_owner() -> Callable[[], None] | None:
+    """What the server runs before its own code: on Linux, ask for SIGTERM when this process ends, however it
+    ends (SIGKILL too), so that a throwaway server never outlives the test or demo that started it.
+
+    The kernel sends it when the thread that started the server ends: only the main thread, which lasts as long
+    as the process, asks for it. Elsewhere (another thread, another system) the server is stopped by
+    :meth:`EmbeddedRedis.stop`, the context manager, or the exit of a process that ends normally.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    except (OSError, AttributeError):
+        return None
+    owner = os.getpid()
+
+    def ask() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != owner:  # the owner ended before the request: nobody would send it
+            os._exit(1)
+
+    return ask
 
 
 def _free_port() -> int:
@@ -133,7 +164,13 @@ class EmbeddedRedis:
             str(self._dir / "server.log"),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        self.process = subprocess.Popen(  # noqa: S603 - the server binary and its options
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # The child only calls prctl, looked up beforehand: nothing a thread of this process may hold.
+            preexec_fn=_ends_with_its_owner(),  # noqa: PLW1509
+        )
         deadline = time.monotonic() + _START_TIMEOUT
         while not self.ping():
             if self.process.poll() is not None:

@@ -21,7 +21,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .helpers import read_stream
+from .helpers import read_stream, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -234,6 +234,77 @@ class TestDemo:
             demo.send_signal(signal.SIGINT)
             assert demo.wait(timeout=30) == 0
         assert paste(command).returncode == 1  # the server is gone
+
+
+def alive(pid: int) -> bool:
+    """Whether process *pid* runs (a zombie nobody reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def server_on(port: int) -> int:
+    """The pid of the redis-server (or valkey-server) on *port* (it shows ``127.0.0.1:PORT`` as its title)."""
+    title = f"127.0.0.1:{port}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes()
+        except OSError:
+            continue
+        if b"-server" in command and title in command:
+            return int(cmdline.parent.name)
+    raise AssertionError(f"no server on port {port}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
+def test_demo_keep_never_outlives_the_demo(stop: str) -> None:
+    """However demo --keep ends (Ctrl-C, kill, the terminal closed, kill -9), its throwaway server ends with it."""
+    environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "redis_log_handler", "demo", "--records", "40", "--keep"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    assert demo.stdout is not None
+    printed = ""
+    try:
+        while "In another terminal:" not in printed:
+            line = demo.stdout.readline()
+            assert line, printed
+            printed += line
+        port = int(re.findall(r"127\.0\.0\.1:(\d+)", printed)[0])
+        server = server_on(port)
+        assert alive(server)
+    finally:
+        demo.send_signal(getattr(signal, stop))
+        demo.wait(timeout=30)
+    wait_until(lambda: not alive(server), timeout=10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_an_embedded_server_ends_with_a_killed_owner(tmp_path: Path) -> None:
+    """A test process killed with SIGKILL (no exit hook runs) takes its EmbeddedRedis with it."""
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from redis_log_handler.testing import EmbeddedRedis\n"
+            "server = EmbeddedRedis().start(); print(server.process.pid, flush=True); time.sleep(120)",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    server = int(owner.stdout.readline())
+    assert alive(server)
+    owner.kill()
+    owner.wait(timeout=10)
+    wait_until(lambda: not alive(server), timeout=10)
 
 
 def records_in(printed: str) -> list[str]:
