@@ -161,6 +161,24 @@ GATED_HANDLER = textwrap.dedent(
 )
 
 
+def test_without_a_configuration_every_record_goes_to_stdout(
+    redis_server: EmbeddedRedis, client: redis.Redis, key: str
+) -> None:
+    """consume without --config writes each record to stdout, one line: time, level, logger, message."""
+    client.xadd(key, {"data": json.dumps({"logger": "svc.orders", "level": "ERROR", "levelno": 40, "message": "hi"})})
+    consumer = subprocess.Popen(
+        [*CONSUME, "--url", redis_server.url, "--key", key], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert consumer.stdout is not None
+        line = consumer.stdout.readline()
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        _, stderr = consumer.communicate(timeout=10)
+    assert consumer.returncode == 0, stderr
+    assert line.rstrip().endswith(" ERROR    svc.orders: hi"), line
+
+
 def test_a_list_key_is_consumed_as_a_list_without_mode(
     redis_server: EmbeddedRedis, client: redis.Redis, key: str, tmp_path: Path
 ) -> None:

@@ -38,8 +38,22 @@ def _load_dict(path: Path) -> Any:
     return yaml.safe_load(text)
 
 
-def configure_logging(path: Path) -> None:
-    """Configure logging from *path*: ``.json``/``.yaml`` through ``dictConfig``, ``.ini``/``.conf`` ``fileConfig``."""
+# Without --config: every record to stdout, one line each, as the producer's own console would show it.
+_STDOUT = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)-8s %(name)s: %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "line"}},
+    "root": {"level": "DEBUG", "handlers": ["stdout"]},
+}
+
+
+def configure_logging(path: Path | None) -> None:
+    """Configure logging from *path*: ``.json``/``.yaml`` through ``dictConfig``, ``.ini``/``.conf`` ``fileConfig``;
+    without one, every record to stdout."""
+    if path is None:
+        logging.config.dictConfig(_STDOUT)
+        return
     suffix = path.suffix.lower()
     if suffix not in _DICT_CONFIG_SUFFIXES + _FILE_CONFIG_SUFFIXES:
         known = ", ".join(_DICT_CONFIG_SUFFIXES + _FILE_CONFIG_SUFFIXES)

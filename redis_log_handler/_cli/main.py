@@ -129,12 +129,18 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
         "consume",
         help="re-emit every record into a local logging configuration (files, syslog, ...) until SIGTERM",
         description="Configure logging from FILE (.json or .yaml through dictConfig, .ini or .conf through "
-        "fileConfig), then hand every record read from Redis to logging.getLogger(record's logger).handle(). "
+        "fileConfig; without --config, every record goes to stdout), then hand every record read from Redis to "
+        "logging.getLogger(record's logger).handle(). "
         "In stream mode the consumers of one group share the work, and an entry is acknowledged only after the "
         "local handlers returned; entries a dead consumer left pending are claimed after 60 s. Stops on SIGTERM "
         "or Ctrl-C after the batch in hand, with status 0.",
     )
-    consume.add_argument("--config", type=Path, required=True, metavar="FILE", help="logging configuration file")
+    consume.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="logging configuration file (default: every record to stdout, one line each)",
+    )
     _add_source(consume)
     consume.add_argument("--group", default="redis-log-handler", help="consumer group (default: %(default)s)")
     consume.add_argument("--name", help="this consumer's name in the group (default: <host>-<pid>)")
