@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import collections
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -181,6 +183,42 @@ class TestGunicorn:
         assert named(stderr, key) == []
         assert "Traceback" not in stderr
 
+    def test_the_documented_example_runs(self, tmp_path: Path, own_server: EmbeddedRedis) -> None:
+        """docs/servers.md's gunicorn example as written (its Redis and port replaced by the test's): a request
+        is answered, and the tail command shown beside it shows its record."""
+        app, (serve, show) = documented_gunicorn_example()
+        (tmp_path / "app.py").write_text(app.replace("redis://localhost:6379/0", own_server.url))
+        port = _free_port()
+        environment = {**os.environ, "REDIS_URL": own_server.url, "PYTHONPATH": python_path(tmp_path)}
+        bin_directory = str(Path(sys.executable).parent)
+        environment["PATH"] = os.pathsep.join([bin_directory, environment.get("PATH", "")])  # the venv, activated
+        server = subprocess.Popen(
+            shlex.split(serve.replace("127.0.0.1:8000", f"127.0.0.1:{port}")),
+            cwd=tmp_path,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert wait_until(lambda: get(f"http://127.0.0.1:{port}/hello"), timeout=30) == "ok\n"
+            wait_until(lambda: redis.Redis.from_url(own_server.url).xlen("app:logs") == 1, timeout=30)
+            shown = subprocess.run(
+                shlex.split(show),
+                cwd=tmp_path,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            took, stderr = stop(server, then=lambda: None)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.rstrip().endswith(" stdlib    app: request /hello"), shown.stdout
+        assert took < STOP_WITHIN, stderr[-3000:]
+
     @pytest.mark.parametrize("worker_class", ["sync", "gthread", "gevent"])
     def test_records_redis_never_got_are_named_at_the_stop(
         self, tmp_path: Path, own_server: EmbeddedRedis, own_client: redis.Redis, key: str, worker_class: str
@@ -201,6 +239,18 @@ class TestGunicorn:
         )
         assert messages_once(own_client, key) == expected_requests(2) - down_tail_requests(), stderr[-3000:]
         assert named_not_written(stderr, key, own_client) == DOWN_TAIL, stderr[-3000:]
+
+
+_DOCS = Path(__file__).resolve().parent.parent / "docs" / "servers.md"
+
+
+def documented_gunicorn_example() -> tuple[str, list[str]]:
+    """docs/servers.md's gunicorn example: the application file, and the commands to run after it."""
+    section = _DOCS.read_text().split("## gunicorn\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(python|sh)\n(.*?)```", section, re.DOTALL)
+    (app,) = [text for language, text in blocks if language == "python"]
+    commands = [text for language, text in blocks if language == "sh"][1]
+    return app, [line.split("#", 1)[0].strip() for line in commands.splitlines()]
 
 
 UWSGI_CASES = [
