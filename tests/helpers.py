@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace, TracebackType
 from typing import Any, Self
 
@@ -167,3 +171,19 @@ def log_through_change(
     finally:
         messages = producers.stop()
     return messages, [then - start for then, start in zip(during, before, strict=True)]
+
+
+def shell_environment() -> dict[str, str]:
+    """The environment of a shell after the README's install: the virtual environment is not activated (its bin
+    directory is not on PATH), and no $REDIS_URL."""
+    bin_directory = str(Path(sys.executable).parent)
+    path = os.pathsep.join(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != bin_directory)
+    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "VIRTUAL_ENV")}
+    return {**environment, "PATH": path}
+
+
+def paste(command: str) -> subprocess.CompletedProcess[str]:
+    """*command* pasted into a shell in this directory, as after the README's install (:func:`shell_environment`)."""
+    return subprocess.run(
+        ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=300, check=False, env=shell_environment()
+    )

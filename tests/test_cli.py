@@ -21,7 +21,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .helpers import read_stream, wait_until
+from .helpers import paste, read_stream, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -74,18 +74,12 @@ class TestArguments:
         assert line.startswith(f"redis-log-handler demo: error: {message}")
         assert line.endswith("(see redis-log-handler demo --help)")
 
-    @pytest.mark.parametrize(
-        ("arguments", "message"),
-        [([], "the following arguments are required: COMMAND"), (["demo", "--verbose"], "unrecognized arguments")],
-    )
-    def test_usage_errors_outside_an_option(
-        self, arguments: list[str], message: str, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        """No command, or an unknown option: a usage error too."""
+    def test_usage_errors_outside_an_option(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown option: a usage error too (no command at all prints the help: TestCommands)."""
         with pytest.raises(SystemExit) as exited:
-            main(arguments)
+            main(["demo", "--verbose"])
         assert exited.value.code == 2
-        assert one_line(capsys.readouterr().err).startswith(f"redis-log-handler: error: {message}")
+        assert one_line(capsys.readouterr().err).startswith("redis-log-handler: error: unrecognized arguments")
 
     def test_bad_redis_url_from_the_environment(self) -> None:
         """A malformed $REDIS_URL is reported like a bad --url, with the password hidden."""
@@ -318,22 +312,6 @@ def printed_tail(printed: str) -> str:
     assert shlex.split(command)[1] == "tail", printed
     assert command.endswith(" -f"), printed
     return command.removesuffix(" -f")
-
-
-def paste(command: str) -> subprocess.CompletedProcess[str]:
-    """*command* pasted into a shell in the directory the demo ran in, as after the README's install: the virtual
-    environment is not activated (its bin directory is not on PATH)."""
-    bin_directory = str(Path(sys.executable).parent)
-    path = os.pathsep.join(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != bin_directory)
-    environment = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "VIRTUAL_ENV")}
-    return subprocess.run(
-        ["/bin/sh", "-c", command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**environment, "PATH": path},
-    )
 
 
 class TestCommands:

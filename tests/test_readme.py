@@ -21,7 +21,7 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis
 
-from .helpers import read_list, read_stream
+from .helpers import paste, read_list, read_stream, shell_environment
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     python = [text for language, text in blocks if language == "python" and ".records()" not in text]
     commands = [line for language, text in blocks if language == "sh" for line in text.splitlines()]
     assert len(python) == 4, blocks  # stdlib, Loguru, structlog, dictConfig
-    assert len(commands) == 3, blocks
+    assert len(commands) == 4, blocks
     program = "\n".join(python) + "\nimport logging\nlogging.getLogger('app').warning('after dictConfig')\n"
     environment = {**os.environ, "REDIS_URL": own_server.url, "NO_COLOR": "1"}
     ran = run_python(program, own_server)
@@ -76,8 +76,18 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     assert [document["message"] for document in read_list(client, "app:logs:list")] == ["after dictConfig"]
 
     arguments = [shlex.split(line.split("#", 1)[0]) for line in commands]
-    tail, consume, status = arguments
-    assert tail[:2] == ["redis-log-handler", "tail"]
+    tail, tail_list, consume, status = arguments
+    assert tail[:2] == tail_list[:2] == ["redis-log-handler", "tail"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "redis_log_handler", *tail_list[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.rstrip().endswith("app: after dictConfig"), shown.stdout  # the list, read as a list
     assert "-f" in tail
     follow = subprocess.Popen(
         [sys.executable, "-m", "redis_log_handler", *tail[1:]], stdout=subprocess.PIPE, text=True, env=environment
@@ -117,3 +127,34 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     )
     assert shown.returncode == 0, shown.stderr
     assert "Traceback" not in shown.stderr
+
+
+def test_the_demo_and_the_next_steps_it_prints() -> None:
+    """The README's demo command, the next step the demo prints (demo --keep), and the tail command that one
+    prints, each pasted into a shell where the README's commands run (the virtual environment not activated):
+    each exits 0 and shows the records."""
+    first = _BLOCK.findall(README.read_text())[0][1]
+    demo = first.strip().split(" && ")[-1]
+    assert demo == ".venv/bin/redis-log-handler demo"
+    ran = paste(demo.replace(".venv/bin/", f"{Path(sys.executable).parent}/", 1))  # this environment's script
+    assert ran.returncode == 0, ran.stderr
+    assert "everything delivered  : yes" in ran.stdout
+    (keep,) = re.findall(r"Run '([^']+ demo --keep)'", ran.stdout)
+    kept = subprocess.Popen(
+        ["/bin/sh", "-c", f"exec {keep}"], stdout=subprocess.PIPE, text=True, env=shell_environment()
+    )
+    assert kept.stdout is not None
+    printed = ""
+    try:
+        while "In another terminal:" not in printed:
+            line = kept.stdout.readline()
+            assert line, printed
+            printed += line
+        tail = kept.stdout.readline().strip()
+        assert tail.endswith(" -f"), tail
+        shown = paste(tail.removesuffix(" -f"))
+        assert shown.returncode == 0, shown.stderr
+        assert len(shown.stdout.splitlines()) >= 20
+    finally:
+        kept.send_signal(signal.SIGINT)
+        assert kept.wait(timeout=30) == 0
