@@ -73,6 +73,7 @@ class Shipper:
         self._close_lock = allocate_lock()
         self._close: Callable[[], None] = _noop  # waits for the close under way
         self._losses_named = 0  # records not written that the last line on stderr named
+        self._naming_lock = allocate_lock()
         self._start_lock = allocate_lock()
         self._runtime: Runtime | None = None
         # Made on the runtime loop when the shipper starts.
@@ -267,16 +268,21 @@ class Shipper:
     def _name_losses(self) -> None:
         """Name on stderr the records this handler accepted in this process and did not write, if more than before.
 
-        The line counts from the start: the last one a process writes holds its whole loss.
+        The line counts from the start: the last one a process writes holds its whole loss. Threads that close
+        at once (the exit hook, a SIGTERM's watcher) take turns: one that finds the loss named returns only once
+        the line is out, so that it cannot end the process while another still writes it.
         """
+        with self._naming_lock:
+            self._write_losses()
+
+    def _write_losses(self) -> None:
         _, places, _ = self._places_and_completed()
         stats = self.stats()
         dropped = stats["dropped"] - stats["dropped_internal"]  # the handler's own records are not the application's
         unsettled = places.memory + places.in_flight  # the close gave up on them: they end with the process
-        with self._close_lock:
-            if dropped + unsettled <= self._losses_named:
-                return
-            self._losses_named = dropped + unsettled
+        if dropped + unsettled <= self._losses_named:
+            return
+        self._losses_named = dropped + unsettled
         parts = [f"{stats['written']} {were(stats['written'])} written"]
         if places.on_disk:
             parts.append(f"{places.on_disk} {'is' if places.on_disk == 1 else 'are'} kept on disk for the next process")
