@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import textwrap
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import redis
@@ -145,6 +147,8 @@ SERVERS = {
 class Running:
     """One server started in a directory of its own, serving the application until :meth:`stop`."""
 
+    started: ClassVar[list[Running]] = []  # for the fixture to kill what a failed test left running
+
     def __init__(
         self,
         directory: Path,
@@ -180,6 +184,7 @@ class Running:
             text=True,
             start_new_session=True,  # its own process group, so that a hung server can be killed whole
         )
+        Running.started.append(self)
         # A SIGTERM that comes while a worker is still starting is lost by some servers (granian's worker
         # before it set its signal handlers): every worker has run the application's lifespan startup first.
         wait_until(lambda: len(list(directory.glob("ready-*"))) == server.workers, timeout=60)
@@ -219,9 +224,14 @@ class Running:
 
 
 @pytest.fixture(params=list(SERVERS))
-def server(request: pytest.FixtureRequest) -> Server:
-    """Each ASGI server in turn."""
-    return SERVERS[request.param]
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """Each ASGI server in turn; one a failed test left running is killed (its whole process group)."""
+    yield SERVERS[request.param]
+    for running in Running.started:
+        if running.process.poll() is None:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            running.process.communicate()
+    Running.started.clear()
 
 
 @pytest.fixture
