@@ -23,13 +23,13 @@ from .common import connect
 from .key_report import key_report, report_lines
 from .tail_format import escape
 
-__all__ = ["run_status"]
+__all__ = ["producers", "run_status"]
 
 _REASONS = ("overflow", "closed", "error", "internal")
 _COLUMNS = ("producer", "host", "pid", "mode", "state", "age", "rate/s", "written", "dropped", "buffered", "spill")
 
 
-def _producers(raw: dict[bytes, bytes], now: float) -> list[dict[str, Any]]:
+def producers(raw: dict[bytes, bytes], now: float) -> list[dict[str, Any]]:
     """The beats in *raw*, each with ``age`` and ``state`` added, healthy first then by host and pid."""
     beats = []
     for field, value in raw.items():
@@ -77,7 +77,7 @@ def run_status(arguments: argparse.Namespace, out: TextIO | None = None) -> int:
         keys = {key: _key(client, key) for key in shard_keys(arguments.key, arguments.shards)}
     finally:
         client.close()
-    beats = _producers(raw, time.time())
+    beats = producers(raw, time.time())
     key_lines = [line + "\n" for key, report in keys.items() for line in report_lines(report, key)]
     if arguments.json:
         for beat in beats:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RecordFilter", "escape", "json_line", "text_lines"]
+__all__ = ["RecordFilter", "as_filter_text", "escape", "json_line", "text_lines"]
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -89,13 +89,15 @@ class RecordFilter:
     source: str | None = None
     pattern: re.Pattern[str] | None = None
     since: str | None = None  # an ISO-8601 UTC time in the documents' format: compared as text
+    until: str | None = None  # as since: records logged before this time
+    fields: tuple[tuple[str, str], ...] = ()  # (name, value): a top-level field, as text (see as_filter_text)
+    extra: tuple[tuple[str, str], ...] = ()  # (name, value): an extra field, as text
 
     @property
     def active(self) -> bool:
         """Whether any filter is set."""
-        return any(
-            value is not None for value in (self.min_levelno, self.logger, self.source, self.pattern, self.since)
-        )
+        limits = (self.min_levelno, self.logger, self.source, self.pattern, self.since, self.until)
+        return any(value is not None for value in limits) or bool(self.fields or self.extra)
 
     def __call__(self, document: dict[str, Any]) -> bool:
         return all(test(self, document) for test in _TESTS)
@@ -130,4 +132,37 @@ def _since(f: RecordFilter, document: dict[str, Any]) -> bool:
     return f.since is None or (isinstance(timestamp, str) and timestamp >= f.since)
 
 
-_TESTS: tuple[Callable[[RecordFilter, dict[str, Any]], bool], ...] = (_level, _logger, _source, _since, _pattern)
+def _until(f: RecordFilter, document: dict[str, Any]) -> bool:
+    timestamp = document.get("@timestamp")
+    return f.until is None or (isinstance(timestamp, str) and timestamp < f.until)
+
+
+def as_filter_text(value: object) -> str:
+    """How a field's value reads in a ``name=value`` filter: a string as it is, anything else as JSON
+    (``process=4121``, ``ok=true``, ``user={"id": 1}`` with JSON's spacing)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _fields(f: RecordFilter, document: dict[str, Any]) -> bool:
+    return all(name in document and as_filter_text(document[name]) == value for name, value in f.fields)
+
+
+def _extra(f: RecordFilter, document: dict[str, Any]) -> bool:
+    extra = document.get("extra")
+    if not f.extra:
+        return True
+    return isinstance(extra, dict) and all(
+        name in extra and as_filter_text(extra[name]) == value for name, value in f.extra
+    )
+
+
+_TESTS: tuple[Callable[[RecordFilter, dict[str, Any]], bool], ...] = (
+    _level,
+    _logger,
+    _source,
+    _since,
+    _until,
+    _fields,
+    _extra,
+    _pattern,
+)
