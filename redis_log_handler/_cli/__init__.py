@@ -1,4 +1,5 @@
-"""The ``redis-log-handler`` command: one module per subcommand (``tail``, ``consume``, ``status``, ``demo``).
+"""The ``redis-log-handler`` command: one module per subcommand (``tail``, ``consume``, ``status``, ``demo``),
+and the ``web`` folder for the page ``web`` serves.
 
 ``main`` parses arguments and dispatches; ``common`` holds what every
 subcommand shares (errors, argument types, connecting); ``tail_format`` and

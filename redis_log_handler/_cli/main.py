@@ -182,6 +182,32 @@ def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
     status.set_defaults(run=run_status)
 
 
+def _add_web(commands: argparse._SubParsersAction[_Parser]) -> None:
+    web = commands.add_parser(
+        "web",
+        help="serve a page over a key: live records, filters, history, a chart by level, the producers (extra web)",
+        description="Serve one page over the records of a key: new records as they arrive, the filters of tail "
+        "(kept in the page's address), older records as you scroll up, each record in full, a chart of records "
+        "by level, and what status shows. Read-only. Binds to 127.0.0.1; any other --host needs a token. Needs "
+        "pip install 'redis-log-bridge[web]'. Stops on SIGTERM or Ctrl-C.",
+    )
+    _add_source(web)
+    web.add_argument("--host", default="127.0.0.1", help="address to serve on (default: %(default)s)")
+    web.add_argument("--port", type=positive_int(65535), default=8765, help="port to serve on (default: %(default)s)")
+    web.add_argument(
+        "--token",
+        help="a secret the page asks for before it shows anything (default: $REDIS_LOG_HANDLER_WEB_TOKEN); "
+        "needed for a --host other than loopback",
+    )
+    web.set_defaults(run=_run_web)
+
+
+def _run_web(arguments: argparse.Namespace) -> int:
+    from .web.command import run_web  # noqa: PLC0415 - the page's modules are loaded only to serve it
+
+    return run_web(arguments)
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=PROG,
@@ -193,6 +219,7 @@ def _parser() -> _Parser:
     _add_tail(commands)
     _add_consume(commands)
     _add_status(commands)
+    _add_web(commands)
     return parser
 
 
