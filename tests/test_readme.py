@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ import redis
 
 from redis_log_handler.testing import EmbeddedRedis
 
-from .helpers import paste, read_list, read_stream, shell_environment
+from .helpers import paste, read_list, read_stream, shell_environment, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +58,14 @@ def test_each_snippet_runs_on_its_own(own_server: EmbeddedRedis) -> None:
             assert ran.returncode == 0, f"{text}\n{ran.stderr}"
 
 
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the test's own loopback page
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
 def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: EmbeddedRedis) -> None:
     """Every Python snippet runs (one after the other, as one program), nothing is dropped, and the commands
     the README prints then show, re-emit and report those records."""
@@ -64,7 +73,7 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     python = [text for language, text in blocks if language == "python" and ".records()" not in text]
     commands = [line for language, text in blocks if language == "sh" for line in text.splitlines()]
     assert len(python) == 4, blocks  # stdlib, Loguru, structlog, dictConfig
-    assert len(commands) == 4, blocks
+    assert len(commands) == 5, blocks
     program = "\n".join(python) + "\nimport logging\nlogging.getLogger('app').warning('after dictConfig')\n"
     environment = {**os.environ, "REDIS_URL": own_server.url, "NO_COLOR": "1"}
     ran = run_python(program, own_server)
@@ -76,7 +85,7 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     assert [document["message"] for document in read_list(client, "app:logs:list")] == ["after dictConfig"]
 
     arguments = [shlex.split(line.split("#", 1)[0]) for line in commands]
-    tail, tail_list, consume, status = arguments
+    tail, tail_list, consume, status, web = arguments
     assert tail[:2] == tail_list[:2] == ["redis-log-handler", "tail"]
     shown = subprocess.run(
         [sys.executable, "-m", "redis_log_handler", *tail_list[1:]],
@@ -127,6 +136,18 @@ def test_snippets_and_commands_work_in_order(tmp_path: Path, own_server: Embedde
     )
     assert shown.returncode == 0, shown.stderr
     assert "Traceback" not in shown.stderr
+
+    page = subprocess.Popen(
+        [sys.executable, "-m", "redis_log_handler", *web[1:]], stderr=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        assert page.stderr is not None
+        address = page.stderr.readline().split(" on ")[-1].split()[0]  # ... on http://127.0.0.1:8765/ (Ctrl-C ...)
+        body = wait_until(lambda: _get(f"{address}api/older?level=warning"))
+        assert "disk /var is 91% full" in body
+    finally:
+        page.send_signal(signal.SIGTERM)
+        assert page.wait(timeout=30) == 0
 
 
 def test_the_demo_and_the_next_steps_it_prints() -> None:
