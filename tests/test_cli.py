@@ -21,14 +21,15 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .helpers import paste, read_stream, wait_until
+from .helpers import paste, read_stream, shell_environment, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def run_command(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m redis_log_handler`` as a user would (a process of its own: the demo configures frameworks)."""
-    environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    """Run ``python -m redis_log_handler`` as a user would (a process of its own: the demo configures frameworks),
+    in the shell of the README's install (:func:`shell_environment`), where the commands it prints are pasted."""
+    environment = shell_environment()
     return subprocess.run(
         [sys.executable, "-m", "redis_log_handler", *arguments],
         capture_output=True,
@@ -202,7 +203,7 @@ class TestDemo:
 
     def test_keep_serves_the_throwaway_server_until_ctrl_c(self) -> None:
         """--keep: the throwaway server answers the printed tail command until Ctrl-C, then it is stopped."""
-        environment = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        environment = shell_environment()  # where the command it prints is pasted
         demo = subprocess.Popen(
             [sys.executable, "-m", "redis_log_handler", "demo", "--records", "40", "--keep"],
             stdout=subprocess.PIPE,
