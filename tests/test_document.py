@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from redis_log_handler._schema.document import iso_timestamp, new_document, stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
@@ -109,11 +111,22 @@ class TestSchema:
         assert iso_timestamp(created) == expected
 
     def test_msecs_win_over_rounding(self) -> None:
-        """Where rounding to the microsecond crosses a millisecond, the record's msecs (what asctime shows) win."""
+        """Where rounding to the microsecond crosses a millisecond, the record's msecs (what asctime shows) win,
+        at the microsecond of that millisecond nearest the time: its last."""
         created = 1_700_000_000.7339997  # rounds to .734000; logging's msecs is 733
         assert iso_timestamp(created) == "2023-11-14T22:13:20.734000Z"
-        assert iso_timestamp(created, 733.0) == "2023-11-14T22:13:20.733000Z"
+        assert iso_timestamp(created, 733.0) == "2023-11-14T22:13:20.733999Z"
+        assert iso_timestamp(1_700_000_000.9999997, 999.0) == "2023-11-14T22:13:20.999999Z"  # not the next second
         assert iso_timestamp(1_700_000_000.25, 250.0) == "2023-11-14T22:13:20.250000Z"
+
+    @example(1_700_000_000.7515, 0.0004997)  # the second rounds up to .752000, its msecs is 751
+    @given(st.floats(1_600_000_000, 2_000_000_000), st.floats(0, 0.01))
+    def test_records_logged_one_after_the_other_never_go_back_in_time(self, created: float, later: float) -> None:
+        """Two records, the second logged *later* seconds after the first (msecs as logging computes them): the
+        second's timestamp is not earlier (a reader merging shards, or the web page, orders by it)."""
+        second = created + later
+        first_msecs, second_msecs = ((t - int(t)) * 1000 // 1 for t in (created, second))
+        assert iso_timestamp(created, first_msecs) <= iso_timestamp(second, second_msecs)
 
     def test_ids_are_unique_and_ordered(self) -> None:
         """Record ids share this process's producer id and carry an increasing sequence number."""

@@ -119,13 +119,16 @@ def iso_timestamp(created: float, msecs: float | None = None) -> str:
     With a LogRecord's *msecs*, the milliseconds are exactly those the record
     formats with (``%(msecs)03d``, ``asctime``), even where the float
     ``created`` rounds across a millisecond: a consumer rebuilding the record
-    then writes the same line as the producer would have.
+    then writes the same line as the producer would have. Rounding only ever
+    crosses upwards (the time is then in the last microsecond of the record's
+    millisecond), so the time written is that microsecond, ``.xxx999``: the
+    timestamps of records logged one after the other never go backwards.
     """
     second = int(created)
     micros = round((created - second) * 1_000_000)
     if msecs is not None and micros // 1000 != msecs:
-        # Rounding crossed a millisecond (or the second): keep the record's own milliseconds.
-        micros = int(msecs) * 1000 + micros % 1000
+        # Rounding crossed a millisecond (or the second): keep the record's own milliseconds, at their end.
+        micros = int(msecs) * 1000 + 999
     elif micros >= 1_000_000:
         second += 1
         micros -= 1_000_000
