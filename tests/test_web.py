@@ -195,6 +195,40 @@ class TestLive:
         wait_until(lambda: shown_messages(browser) == expected)
         assert not button.is_displayed()
 
+    def test_a_burst_faster_than_frames_shows_the_newest_and_the_rest_is_history(
+        self,
+        browser: Any,
+        start_web: Callable[..., Web],
+        redis_server: EmbeddedRedis,
+        key: str,
+        logger: logging.Logger,
+    ) -> None:
+        """3,000 records at once while the page follows: it shows the newest without drawing every one, and
+        scrolling back up gives every record once, in order, down to the first."""
+        handler = RedisHandler(url=redis_server.url, key=key)
+        logger.addHandler(handler)
+        logger.info("first")
+        assert handler.flush(10)
+        web = start_web(redis_server.url, key)
+        browser.get(web.base)
+        wait_until(lambda: shown_messages(browser) == ["first"] and browser.find_element(By.ID, "state").text == "live")
+        messages = [f"burst {number}" for number in range(3000)]
+        for message in messages:
+            logger.info(message)
+        assert handler.flush(10)
+        wait_until(lambda: shown_messages(browser)[-1:] == ["burst 2999"], timeout=20)
+        assert len(shown_messages(browser)) <= 2000
+        expected = ["first", *messages]
+
+        def scrolled_to_the_start() -> bool:  # every step on the way: a run of the records, none twice, no gap
+            shown = shown_messages(browser)
+            start = expected.index(shown[0])
+            assert shown == expected[start : start + len(shown)]
+            browser.execute_script("document.getElementById('rows').scrollTop = 0;")
+            return start == 0 and "start of the records" in browser.find_element(By.ID, "top").text
+
+        wait_until(scrolled_to_the_start, timeout=60, interval=0.2)
+
     def test_the_chart_counts_the_shown_records_by_level(
         self,
         browser: Any,

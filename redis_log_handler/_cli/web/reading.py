@@ -20,15 +20,18 @@ merged history stays in time order.
 from __future__ import annotations
 
 import datetime
+import heapq
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis_log_handler._cli.tail_format import RecordFilter
 from redis_log_handler._reader.entries import Poison, id_order, parse_entry
 
-__all__ = ["CHUNK", "SCAN_LIMIT", "Page", "newer", "older"]
+__all__ = ["CHUNK", "LIVE_CHUNK", "SCAN_LIMIT", "Page", "newer", "older"]
 
-CHUNK = 500  # entries per command
+CHUNK = 500  # entries per command reading back
+LIVE_CHUNK = 2000  # entries per live read: the page keeps 2,000 rows, a faster arrival needs no more
 SCAN_LIMIT = 20_000  # entries looked at per request, over all shards
 _FOLLOW_BLOCK_MS = 1000
 
@@ -175,12 +178,12 @@ def _merge_back(shards: dict[str, _Shard], limit: int, mode: str) -> list[_Row]:
     if len(shards) == 1:
         return next(iter(shards.values())).rows[:limit]
     floors = {key: _id_time(shard.floor) for key, shard in shards.items() if shard.floor and mode != "list"}
-    rows: list[_Row] = []
+    kept = []
     for key, shard in shards.items():
         horizon = max((stamp for other, stamp in floors.items() if other != key), default="")
-        rows.extend(row for row in shard.rows if row.stamp >= horizon)
-    rows.sort(key=lambda row: (row.stamp, id_order(row.position) if mode != "list" else (0, 0)), reverse=True)
-    return rows[:limit]
+        kept.append([row for row in shard.rows if row.stamp >= horizon])
+    # Each shard in its own order, newest first; the shards merged by time.
+    return list(itertools.islice(heapq.merge(*kept, key=lambda row: row.stamp, reverse=True), limit))
 
 
 def newer(
@@ -192,18 +195,21 @@ def newer(
     left out too.
     """
     positions = dict(after)
-    rows: list[_Row] = []
+    per_shard: list[list[_Row]] = []
     block = max(10, _FOLLOW_BLOCK_MS // len(keys))
     for key in keys:  # one shard at a time: a cluster keeps them on different masters
-        reply: Any = client.xread({key: positions.get(key, "$")}, block=block, count=CHUNK)
+        reply: Any = client.xread({key: positions.get(key, "$")}, block=block, count=LIVE_CHUNK)
+        rows: list[_Row] = []
         for _, entries in _stream_replies(reply):
             for entry_id, fields in entries:
                 positions[key] = _text(entry_id)
                 row = _row(key, positions[key], fields, record_filter)
                 if row is not None:
                     rows.append(row)
-    rows.sort(key=lambda row: row.stamp)
-    return [row.shown for row in rows], positions
+        per_shard.append(rows)
+    # Each shard in its own order (the order its entries were added), the shards merged by time.
+    merged = heapq.merge(*per_shard, key=lambda row: row.stamp) if len(per_shard) > 1 else per_shard[0]
+    return [row.shown for row in merged], positions
 
 
 def _stream_replies(reply: Any) -> list[tuple[Any, Any]]:

@@ -4,16 +4,19 @@
 
 const MAX_ROWS = 2000; // rows kept in the page; older ones are read again from Redis when scrolled back to
 const PAGE_ROWS = 200; // rows per history request
+const FRAME_ROWS = 300; // the most rows one frame adds: more at once and the page stutters
 const FILTERS = ["level", "logger", "source", "grep", "since", "until"];
 const PAIRS = ["field", "extra"]; // may repeat in the address; "a=1; b=2" in the form
 const LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const MAX_BARS = 60;
+const CHART_EVERY_MS = 1000; // the chart is redrawn at most this often while records arrive
 const STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000,
   600000, 900000, 1800000, 3600000, 7200000, 21600000, 43200000, 86400000]; // ms per bar: round steps
 const COLOURS = {DEBUG: "#9a9a94", INFO: "#3b6fd4", WARNING: "#d19a00", ERROR: "#d1342a", CRITICAL: "#7a0d07",
   other: "#7f7f7f"};
 
 const $ = (id) => document.getElementById(id);
+const shownRows = new WeakMap(); // row element -> the row it shows (for the detail pane)
 const view = {
   info: null,
   query: new URLSearchParams(window.location.search),
@@ -26,6 +29,7 @@ const view = {
   unseen: 0, // live rows that arrived while paused
   gapBelow: false, // rows at the bottom were dropped to keep older ones: "new" reloads the newest
   chartDue: false,
+  received: 0, // live rows received since the page opened (benchmarks/web.py reads it)
 };
 
 function filterQuery() {
@@ -100,7 +104,9 @@ function rowElement(row) {
     if (extra.length) part("extra", extra.map(([name, value]) => `${name}=${text(value)}`).join(" "));
     if (record.exception) part("extra", "(traceback)");
   }
-  element.addEventListener("click", () => showDetail(row, element));
+  shownRows.set(element, row);
+  element.stamp = row.record ? Date.parse(row.record["@timestamp"]) : NaN; // for the chart
+  element.level = row.record && LEVELS.includes(row.record.level) ? row.record.level : "other";
   return element;
 }
 
@@ -188,6 +194,7 @@ async function follow(generation) {
       if (answer.rows.length) {
         view.pending.push(...answer.rows);
         view.unseen += answer.rows.length;
+        view.received += answer.rows.length;
         window.requestAnimationFrame(showPending);
       }
     } catch (error) {
@@ -209,25 +216,44 @@ function showPending() {
     showNewButton();
     return;
   }
-  appendRows(view.pending);
+  if (view.pending.length > FRAME_ROWS) { // faster than a frame can draw: show the newest, the rest is history
+    appendRows(view.pending.slice(-FRAME_ROWS), true);
+  } else {
+    appendRows(view.pending, false);
+  }
   view.pending = [];
   view.unseen = 0;
 }
 
-function appendRows(rows) {
+function appendRows(rows, replace) {
   const list = $("list");
   const fragment = document.createDocumentFragment();
   for (const row of rows.slice(-MAX_ROWS)) fragment.appendChild(rowElement(row));
-  list.appendChild(fragment);
-  let dropped = false;
-  while (list.childElementCount > MAX_ROWS) {
-    list.removeChild(list.firstChild);
-    dropped = true;
+  const excess = list.childElementCount + fragment.childElementCount - MAX_ROWS;
+  if (replace || excess >= list.childElementCount) {
+    list.replaceChildren(fragment);
+  } else {
+    list.appendChild(fragment);
+    if (excess > 0) { // drop the oldest rows in one operation
+      const range = document.createRange();
+      range.setStartBefore(list.firstChild);
+      range.setEndBefore(list.children[excess]);
+      range.deleteContents();
+    }
   }
-  if (dropped) { // history goes on from the oldest row still shown
+  if (replace || excess > 0) {
+    // History goes on from the oldest row still shown of each shard; a shard with none shown, from the last
+    // entry read of it (included: a cursor is an exclusive upper bound).
     view.cursor = {};
     for (const element of list.children) {
       if (!(element.dataset.key in view.cursor)) view.cursor[element.dataset.key] = element.dataset.id;
+      if (Object.keys(view.cursor).length === view.info.keys.length) break;
+    }
+    for (const key of view.info.keys) {
+      if (!(key in view.cursor) && view.after && view.after[key]) {
+        const [ms, seq] = view.after[key].split("-").map(Number);
+        view.cursor[key] = `${ms}-${seq + 1}`;
+      }
     }
     view.done = false;
     updateEdge();
@@ -249,7 +275,7 @@ function resumeAtBottom() {
     return;
   }
   view.unseen = 0;
-  appendRows(view.pending);
+  appendRows(view.pending, false);
   view.pending = [];
 }
 
@@ -261,7 +287,7 @@ function scheduleChart() {
   window.setTimeout(() => {
     view.chartDue = false;
     drawChart();
-  }, 300);
+  }, CHART_EVERY_MS);
 }
 
 function drawChart() {
@@ -272,16 +298,18 @@ function drawChart() {
   context.clearRect(0, 0, canvas.width, canvas.height);
   const stamps = [];
   for (const element of $("list").children) {
-    const time = element.firstChild ? Date.parse(element.firstChild.textContent) : NaN;
-    const level = element.children[1] ? element.children[1].textContent : "other";
-    if (!Number.isNaN(time)) stamps.push([time, LEVELS.includes(level) ? level : "other"]);
+    if (!Number.isNaN(element.stamp)) stamps.push([element.stamp, element.level]);
   }
   const totals = {};
   for (const [, level] of stamps) totals[level] = (totals[level] || 0) + 1;
   canvas.dataset.totals = JSON.stringify(totals); // what the bars add up to, by level (the tests read it)
   if (!stamps.length) return;
-  const first = Math.min(...stamps.map(([time]) => time));
-  const last = Math.max(...stamps.map(([time]) => time));
+  let first = Infinity;
+  let last = -Infinity;
+  for (const [time] of stamps) {
+    first = Math.min(first, time);
+    last = Math.max(last, time);
+  }
   const step = STEPS.find((candidate) => (last - first) / candidate < MAX_BARS) || STEPS[STEPS.length - 1];
   const origin = Math.floor(first / step) * step;
   const buckets = Math.floor((last - origin) / step) + 1;
@@ -429,6 +457,10 @@ async function main() {
     if (atBottom() && !view.gapBelow && (view.pending.length || view.unseen)) resumeAtBottom();
   });
   $("new").addEventListener("click", resumeAtBottom);
+  $("list").addEventListener("click", (event) => {
+    const element = event.target.closest(".row");
+    if (element && shownRows.has(element)) showDetail(shownRows.get(element), element);
+  });
   $("close-detail").addEventListener("click", () => { $("detail").hidden = true; });
   for (;;) {
     try {
