@@ -71,12 +71,12 @@ class Web:
         wait_until(lambda: _status(f"{self.base}/static/page.css", headers) == 200 or self.process.poll() is not None)
         assert self.process.poll() is None, self.process.communicate()[1]
 
-    def stop(self) -> tuple[int, float]:
-        """SIGTERM; the exit status and how long the stop took."""
+    def stop(self, stop: int = signal.SIGTERM) -> tuple[int, float]:
+        """SIGTERM (or *stop*); the exit status and how long the stop took."""
         if self.process.poll() is not None:
             return self.process.returncode, 0.0
         began = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(stop)
         status = self.process.wait(timeout=30)
         took = time.monotonic() - began
         self.process.communicate()
@@ -405,6 +405,32 @@ class TestFleet:
         assert f"{key}: stream, 42 entries" in keys
 
 
+class TestModes:
+    def test_a_list_is_shown_without_following_and_a_channel_says_why_it_is_not(
+        self,
+        browser: Any,
+        start_web: Callable[..., Web],
+        redis_server: EmbeddedRedis,
+        key: str,
+        logger: logging.Logger,
+    ) -> None:
+        """A list key (read as what it holds) shows its records and says it is not followed; a channel, one line."""
+        handler = RedisHandler(url=redis_server.url, key=f"{key}:list", mode="list")
+        logger.addHandler(handler)
+        for number in range(3):
+            logger.info("listed %d", number)
+        assert handler.flush(10)
+        web = start_web(redis_server.url, f"{key}:list")
+        browser.get(web.base)
+        wait_until(lambda: shown_messages(browser) == [f"listed {n}" for n in range(3)])
+        assert "shown without following it" in browser.find_element(By.ID, "note").text
+        assert browser.find_element(By.ID, "state").text == "not following"
+        channel = start_web(redis_server.url, f"{key}:channel", "--mode", "pubsub")
+        browser.get(channel.base)
+        note = wait_until(lambda: browser.find_element(By.ID, "note").text)
+        assert note.startswith("a channel keeps no records to show: run redis-log-handler tail --mode pubsub")
+
+
 class TestOutage:
     def test_redis_restarted_mid_view_the_page_resumes_without_a_gap_or_a_repeat(
         self,
@@ -511,6 +537,24 @@ class TestSafety:
         wait_until(lambda: shown_messages(browser) == ["secret order 77"])
         browser.delete_all_cookies()
 
+    def test_the_page_allows_only_its_own_script(
+        self, start_web: Callable[..., Web], redis_server: EmbeddedRedis, key: str
+    ) -> None:
+        """Every answer carries a Content-Security-Policy without inline script or eval, and is not framed."""
+        web = start_web(redis_server.url, key)
+        for path in ("/", "/static/page.js", "/api/older", "/api/nothing"):
+            request = urllib.request.Request(web.base + path)  # noqa: S310 - the test's own loopback page
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                    headers = response.headers
+            except urllib.error.HTTPError as exc:
+                headers = exc.headers
+            policy = headers["content-security-policy"]
+            assert "script-src 'self';" in policy, path
+            assert "unsafe" not in policy, path
+            assert "frame-ancestors 'none'" in policy, path
+            assert headers["x-content-type-options"] == "nosniff", path
+
     def test_a_foreign_host_name_is_refused_on_loopback(
         self, start_web: Callable[..., Web], redis_server: EmbeddedRedis, key: str
     ) -> None:
@@ -521,14 +565,16 @@ class TestSafety:
 
 
 class TestProcess:
-    def test_sigterm_stops_it_within_a_second_while_a_page_follows(
-        self, browser: Any, start_web: Callable[..., Web], redis_server: EmbeddedRedis, key: str
+    @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+    def test_sigterm_or_ctrl_c_stops_it_within_a_second_while_a_page_follows(
+        self, browser: Any, start_web: Callable[..., Web], redis_server: EmbeddedRedis, key: str, stop: int
     ) -> None:
-        """A page holds a live read open; SIGTERM ends the server with status 0, the read cut at most a second late."""
+        """A page holds a live read open; SIGTERM (or Ctrl-C) ends the server with status 0, the read cut at most
+        a second late."""
         web = start_web(redis_server.url, key)
         browser.get(web.base)
         wait_until(lambda: browser.find_element(By.ID, "state").text == "live")
-        status, took = web.stop()
+        status, took = web.stop(stop)
         assert status == 0
         assert took < 5  # a generous bound on a shared machine for a stop that waits at most one second
 
