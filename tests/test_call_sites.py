@@ -87,12 +87,13 @@ class TestSameBytes:
         assert fast == whole
 
     def test_the_milliseconds_win_over_rounding(self, json_backend: str) -> None:
-        """A time whose microseconds round up into the next millisecond keeps the record's milliseconds."""
+        """A time whose microseconds round up into the next millisecond keeps the record's milliseconds, at
+        their last microsecond (the nearest to the time, and never before the record logged just before)."""
         record = make_record("app", logging.INFO, "served")
         record.created, record.msecs = 1_700_000_000.7339997, 733.0
         fast, whole = both_ways(record)
         assert fast == whole
-        assert b"2023-11-14T22:13:20.733000Z" in whole
+        assert b"2023-11-14T22:13:20.733999Z" in whole
 
     def test_a_formatted_record(self, json_backend: str) -> None:
         """The attributes a Formatter adds ("message", "asctime") are not extra fields: the call-site way."""

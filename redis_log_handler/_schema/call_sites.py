@@ -120,9 +120,10 @@ class CallSiteEncoder:
         try:
             message_json = dumps(message)
             # iso_timestamp's rule with the record's own milliseconds: they win over rounding, and the
-            # microseconds within them are the rounded ones (document.iso_timestamp).
+            # microseconds within them are the rounded ones, or their last where rounding crossed upwards.
             milliseconds = _THREE_DIGITS[int(msecs)]
-            microseconds = _THREE_DIGITS[round((created - second) * 1_000_000) % 1000]
+            micros = round((created - second) * 1_000_000)
+            microseconds = _THREE_DIGITS[micros % 1000 if micros // 1000 == msecs else 999]
             thread_fields = self._threads.get((thread, thread_name)) or self._thread_fields(
                 thread, thread_name, before_thread_name
             )
