@@ -246,10 +246,12 @@ def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
 def _wait_for_ctrl_c() -> None:
     """Wait until Ctrl-C, SIGTERM (``kill``) or SIGHUP (the terminal closed): each ends the wait, and the caller
     stops the throwaway server. Set here, not inherited: a shell that starts the demo in the background has
-    Python ignore SIGINT."""
-    sys.stdout.flush()  # the command to paste must show now, also through a pipe (tee, a test)
+    Python ignore SIGINT, and nohup SIGHUP."""
     stopped = threading.Event()
     previous = {number: signal.signal(number, lambda *_: stopped.set()) for number in _STOP_SIGNALS}
+    # Only now may the command to paste show (also through a pipe: tee, a test): a signal sent as soon as it
+    # shows finds the handlers in place, even where it was ignored before.
+    sys.stdout.flush()
     try:
         stopped.wait()
     finally:
