@@ -8,7 +8,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "redis_log_handler"
 PAGE = PACKAGE.parent / "docs" / "layout.md"
-FOLDERS = ["_writer", "_writer/spill", "_writer/transport", "_reader", "_schema", "_cli", "_cli/web", "_shared", "integrations"]
+FOLDERS = [
+    "_writer",
+    "_writer/spill",
+    "_writer/transport",
+    "_reader",
+    "_schema",
+    "_cli",
+    "_cli/web",
+    "_shared",
+    "integrations",
+]
 PUBLIC = ["__init__.py", "__main__.py", "metrics.py", "testing.py"]
 
 INTRO = """\
