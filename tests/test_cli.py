@@ -276,7 +276,11 @@ def test_demo_keep_never_outlives_the_demo(stop: str) -> None:
         assert alive(server)
     finally:
         demo.send_signal(getattr(signal, stop))
-        demo.wait(timeout=30)
+        try:
+            demo.wait(timeout=30)
+        finally:
+            if demo.poll() is None:  # the signal was lost: fail without leaving the demo and its server behind
+                demo.kill()
     wait_until(lambda: not alive(server), timeout=10)
 
 
