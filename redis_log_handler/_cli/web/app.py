@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from redis_log_handler._cli.key_report import key_report
 from redis_log_handler._cli.status import producers
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.diagnostics import describe
+from redis_log_handler._shared.json import json_safe
 from redis_log_handler._shared.shards import shard_keys
 from redis_log_handler._writer.heartbeat import producers_key
 
@@ -76,22 +76,11 @@ def _limit(request: Request) -> int:
     return int(text)
 
 
-def _finite(value: Any) -> Any:
-    """*value* with every NaN and infinity as its text (JSON has no such numbers; a record may hold them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
 def _json(content: dict[str, Any]) -> Response:
     try:
         body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
-        body = json.dumps(_finite(content), ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(json_safe(content), ensure_ascii=False, separators=(",", ":"))  # NaN as "NaN", as written
     return Response(body, media_type="application/json")
 
 

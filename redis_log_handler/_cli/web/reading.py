@@ -19,14 +19,14 @@ merged history stays in time order.
 
 from __future__ import annotations
 
-import datetime
 import heapq
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis_log_handler._cli.tail_format import RecordFilter
-from redis_log_handler._reader.entries import Poison, id_order, parse_entry
+from redis_log_handler._reader.entries import Poison, as_text, id_order, parse_entry
+from redis_log_handler._schema.document import iso_timestamp
 
 __all__ = ["CHUNK", "LIVE_CHUNK", "SCAN_LIMIT", "Page", "newer", "older"]
 
@@ -54,11 +54,6 @@ class Page:
     newest: dict[str, str] = field(default_factory=dict)  # (first page of a stream) the id to follow from
 
 
-def _id_time(entry_id: str) -> str:
-    moment = datetime.datetime.fromtimestamp(id_order(entry_id)[0] / 1000, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
-
-
 def _row(key: str, position: str, payload: Any, record_filter: RecordFilter) -> _Row | None:
     """The row of an entry that passes *record_filter*; an entry that is no record shows only unfiltered."""
     document = parse_entry((position, payload))
@@ -71,10 +66,6 @@ def _row(key: str, position: str, payload: Any, record_filter: RecordFilter) -> 
     stamp = document.get("@timestamp")
     shown = {"key": key, "id": position, "record": document}
     return _Row(key, position, stamp if isinstance(stamp, str) else "", shown)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(slots=True)
@@ -94,12 +85,12 @@ def _stream_back(
     while len(rows) < limit and budget > 0:
         chunk: Any = client.xrevrange(key, upper, "-", count=min(CHUNK, budget))
         if newest is None and before is None:
-            newest = _text(chunk[0][0]) if chunk else "0-0"
+            newest = str(as_text(chunk[0][0])) if chunk else "0-0"
         if not chunk:
             return _Shard(rows, None), newest
         budget -= len(chunk)
         for entry_id, fields in chunk:
-            floor = _text(entry_id)
+            floor = str(as_text(entry_id))
             row = _row(key, floor, fields, record_filter)
             if row is not None:
                 rows.append(row)
@@ -177,7 +168,11 @@ def _merge_back(shards: dict[str, _Shard], limit: int, mode: str) -> list[_Row]:
     """The newest *limit* rows of all shards, newest first, none older than a shard that has more to read."""
     if len(shards) == 1:
         return next(iter(shards.values())).rows[:limit]
-    floors = {key: _id_time(shard.floor) for key, shard in shards.items() if shard.floor and mode != "list"}
+    floors = {  # an entry id's time, as a timestamp
+        key: iso_timestamp(id_order(shard.floor)[0] / 1000)
+        for key, shard in shards.items()
+        if shard.floor and mode != "list"
+    }
     kept = []
     for key, shard in shards.items():
         horizon = max((stamp for other, stamp in floors.items() if other != key), default="")
@@ -202,7 +197,7 @@ def newer(
         rows: list[_Row] = []
         for _, entries in _stream_replies(reply):
             for entry_id, fields in entries:
-                positions[key] = _text(entry_id)
+                positions[key] = str(as_text(entry_id))
                 row = _row(key, positions[key], fields, record_filter)
                 if row is not None:
                     rows.append(row)
