@@ -72,7 +72,7 @@ MUTANTS = [
         "        except Exception as exc:\n            unknown = isinstance(exc, OutcomeUnknown)",
         "        except Exception as exc:\n            self._settle(trip, [None] * len(trip.indexes_to_send()), 0)\n"
         "            unknown = isinstance(exc, OutcomeUnknown)",
-        ("tests/test_outage.py", "tests/test_faults.py"),
+        ("tests/test_delivery.py", "tests/test_outage.py", "tests/test_faults.py"),
     ),
     Mutant(
         "d",
@@ -147,7 +147,7 @@ MUTANTS = [
         "_writer/drain.py",
         "            delay = min(delay, HURRIED_RETRY)",
         "            pass",
-        ("tests/test_outage.py::TestDeadline",),
+        ("tests/test_delivery.py::TestDeadlines", "tests/test_outage.py::TestDeadline"),
     ),
     Mutant(
         "m",
@@ -156,7 +156,7 @@ MUTANTS = [
         "        with self._close_lock:\n            if not self.closed:",
         "        with self._close_lock:\n            if self.closed:\n                return _noop\n"
         "            if not self.closed:",
-        ("tests/test_outage.py::TestExit",),
+        ("tests/test_delivery.py::TestDeadlines", "tests/test_outage.py::TestExit"),
     ),
     Mutant(
         "n",
@@ -201,7 +201,10 @@ MUTANTS = [
         "_writer/shipper.py",
         "        if dropped + unsettled <= self._losses_named:",
         "        if True:",
-        ("tests/test_servers.py::TestGunicorn::test_records_redis_never_got_are_named_at_the_stop",),
+        (
+            "tests/test_delivery.py::TestDeadlines",
+            "tests/test_servers.py::TestGunicorn::test_records_redis_never_got_are_named_at_the_stop",
+        ),
     ),
     Mutant(
         "s",

@@ -1,4 +1,9 @@
-"""Test your logging configuration against a real Redis: a throwaway redis-server on a free loopback port.
+"""Test your logging configuration: against a real Redis on a free loopback port, or with no server at all.
+
+:class:`InMemoryTransport` stands in for Redis behind a real handler
+(``RedisHandler(transport=memory)``): it keeps what the handler writes, one
+document per record, and meets the faults a test scripts (connection refused,
+a lost reply, an error reply, a stall). No server, no thread of its own.
 
 :class:`EmbeddedRedis` starts its own server process (never the machine's own
 on port 6379), in a temporary directory, without persistence, and removes
@@ -39,7 +44,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["EmbeddedRedis", "find_server_binary"]
+from redis_log_handler._writer.transport.memory import Fault, InMemoryTransport
+
+__all__ = ["EmbeddedRedis", "Fault", "InMemoryTransport", "find_server_binary"]
 
 _START_TIMEOUT = 10.0
 

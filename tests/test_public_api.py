@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def python_blocks_of_the_testing_page() -> list[str]:
 def test_the_pytest_recipe_runs(tmp_path: Path) -> None:
     """The testing page's fixtures and test, saved as a user would, pass under pytest in a fresh process."""
     fixtures, test = (
-        block for block in python_blocks_of_the_testing_page() if "def redis_server" in block or "def test_" in block
+        block
+        for block in python_blocks_of_the_testing_page()
+        if "def redis_server" in block or "def test_a_warning_reaches_redis" in block
     )
     (tmp_path / "conftest.py").write_text(fixtures)
     (tmp_path / "test_logging.py").write_text(test)
@@ -96,6 +99,25 @@ def test_the_pytest_recipe_runs(tmp_path: Path) -> None:
         timeout=120,
         cwd=tmp_path,
         check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 passed" in ran.stdout
+
+
+def test_the_in_memory_recipe_runs(tmp_path: Path) -> None:
+    """The testing page's test on the in-memory transport (dictConfig, faults, records asserted) passes under
+    pytest as a user saves it, with no server on any port.
+    """
+    [test] = [block for block in python_blocks_of_the_testing_page() if "InMemoryTransport()" in block]
+    (tmp_path / "test_logging.py").write_text(test)
+    ran = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},  # nowhere: the transport must be all it uses
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "1 passed" in ran.stdout

@@ -15,8 +15,9 @@ from redis_log_handler import RedisHandler
 from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler._writer.transport.batch_commands import _STREAM_SCRIPT
-from redis_log_handler._writer.transport.batch_writer import BatchWriter, create_client, supports_idempotent_xadd
+from redis_log_handler._writer.transport.batch_writer import BatchWriter, create_client
 from redis_log_handler._writer.transport.classify import Outcome, classify
+from redis_log_handler._writer.transport.info import supports_idempotent_xadd
 from redis_log_handler.testing import EmbeddedRedis
 
 from .helpers import read_stream

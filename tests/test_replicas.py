@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from redis_log_handler import RedisHandler
-from redis_log_handler._writer.replicas import RecentWrites, replication_history
+from redis_log_handler._writer.replicas import RecentWrites
+from redis_log_handler._writer.transport.info import replication_history
 from redis_log_handler.testing import EmbeddedRedis
 
 from .helpers import log_through, wait_until

@@ -22,8 +22,9 @@ from redis_log_handler._shared.shards import shard_key
 from .ledger import Ledger
 from .replicas import Replicas
 from .settings import WriterSettings
-from .transport.batch_writer import BatchWriter, OutcomeUnknown, create_client
+from .transport.batch_writer import BatchWriter, create_client
 from .transport.classify import Outcome, classify
+from .transport.protocol import OutcomeUnknown, Transport
 from .trip import Trip
 
 __all__ = ["Delivery", "backoff_delay", "spill_due"]
@@ -43,27 +44,30 @@ def spill_due(failing_since: float | None, now: float, spill_after: float) -> bo
 
 
 class Delivery:
-    """Writes round trips over one dedicated connection (made on the runtime loop) and tracks its health."""
+    """Writes round trips through the handler's transport (made on the runtime loop) and tracks its health."""
 
     def __init__(self, settings: WriterSettings, ledger: Ledger) -> None:
         self._settings = settings
         self._ledger = ledger
-        self._writer: BatchWriter | None = None
+        self._writer: Transport | None = None
         self._replicas = Replicas(settings, ledger, self._count)
         self.failing_since: float | None = None  # monotonic time of the first failure since the last success
         self._last_error: str | None = None
         self._last_error_at: float | None = None
 
-    def _ensure_writer(self) -> BatchWriter:
+    def _ensure_writer(self) -> Transport:
         if self._writer is None:
             settings = self._settings
             key = shard_key(settings.key, settings.shards, producer_id())
-            self._writer = BatchWriter(create_client(settings), settings, key)
+            if settings.transport is not None:
+                self._writer = settings.transport(key)
+            else:
+                self._writer = BatchWriter(create_client(settings), settings, key)
         return self._writer
 
-    def client(self) -> Any:
-        """The handler's asyncio client (for commands other than the batches: the heartbeat)."""
-        return self._ensure_writer().client
+    def transport(self) -> Transport:
+        """The handler's transport (for writes other than the batches: the heartbeat)."""
+        return self._ensure_writer()
 
     def can_resume(self) -> bool:
         """Whether the round trip in progress could go on now (its reply or room to send has come); any thread."""
@@ -105,6 +109,8 @@ class Delivery:
                 self._ledger.retries_unknown_outcome += sum(len(batch) for batch in [*self._replicas.again, *batches])
             report("retry", f"writing to {self._settings.key!r} failed ({describe(cause)}); retrying with backoff")
             return False
+        for error in reply.upkeep_errors:  # the batch is written: only reported
+            report("upkeep", f"Redis refused to trim or expire {self._settings.key!r} ({describe(error)})")
         self._settle(trip, self._replicas.settle_sent_again(reply.errors), writer.generation)
         if trip.awaiting_replicas():
             not_replicated = self._replicas.settle(trip, replicated=reply.replicated)

@@ -30,6 +30,7 @@ from .runtime import keep_inherited
 from .settings import ClientFactory, WriterSettings
 from .shipper import Shipper
 from .sigterm import prepare_for_sigterm
+from .transport.protocol import TransportFactory
 from .transport.resp import frame
 from .uwsgi import takes_over_master_records
 
@@ -76,6 +77,7 @@ class RedisHandler(logging.Handler):
         schema: str = "v1",
         shards: int = 1,
         wait_replicas: int = 0,
+        transport: TransportFactory | None = None,
     ) -> None:
         # Validate before Handler.__init__ registers the handler with logging.
         arguments = locals()

@@ -27,29 +27,15 @@ from redis_log_handler._schema.document import HOST, producer_id
 from redis_log_handler._shared.diagnostics import describe, report
 
 from .settings import WriterSettings
+from .transport.protocol import Transport
 
 __all__ = ["STALE_AFTER", "Heartbeat", "producers_key"]
 
 STALE_AFTER = 3  # intervals without a beat before a producer shows as stale
-_FORGET_AFTER = 10  # intervals without a beat before a beat removes the field
 _COUNTERS = (
     "accepted", "written", "dropped", "dropped_overflow", "dropped_closed", "dropped_error", "dropped_internal",
     "buffered", "retries", "errors", "spill_bytes", "connected", "last_error", "oldest_buffered_age",
 )  # fmt: skip
-# KEYS[1] = the hash; ARGV = field, value, now. Writes the field, then removes fields stale for too long.
-_BEAT_SCRIPT = f"""
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local now = tonumber(ARGV[3])
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  local ok, beat = pcall(cjson.decode, entries[i + 1])
-  if not ok or type(beat) ~= 'table' or type(beat.seen_at) ~= 'number' or type(beat.interval) ~= 'number'
-     or now - beat.seen_at > {_FORGET_AFTER} * beat.interval then
-    redis.call('HDEL', KEYS[1], entries[i])
-  end
-end
-return 1
-"""
 _handler_numbers = itertools.count(1)
 try:
     _VERSION = version("redis-log-bridge")
@@ -104,20 +90,20 @@ class Heartbeat:
             default=str,
         )
 
-    async def run(self, client: Any) -> None:
+    async def run(self, transport: Transport) -> None:
         """Beat every interval until cancelled; a failed beat is reported and the next one tried."""
         hash_key = producers_key(self._settings.key)
         while True:
             now = time.time()
             try:
-                await client.eval(_BEAT_SCRIPT, 1, hash_key, self.field, self.value(now), repr(now))
+                await transport.beat(hash_key, self.field, self.value(now), now)
             except Exception as exc:  # Redis down: the records' path reports it too; beats resume with it
                 report("heartbeat", f"heartbeat for {self._settings.key!r} failed ({describe(exc)})")
             await asyncio.sleep(self._interval)
 
-    async def remove(self, client: Any) -> None:
+    async def remove(self, transport: Transport) -> None:
         """Remove this handler's field (it closes)."""
         try:
-            await client.hdel(producers_key(self._settings.key), self.field)
+            await transport.forget(producers_key(self._settings.key), self.field)
         except Exception as exc:
             report("heartbeat", f"could not remove the heartbeat of {self._settings.key!r} ({describe(exc)})")

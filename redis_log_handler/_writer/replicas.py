@@ -28,19 +28,10 @@ from redis_log_handler._shared.diagnostics import describe, report
 from .ledger import Ledger
 from .settings import WriterSettings
 from .transport.classify import Outcome, classify
+from .transport.protocol import ReplicationHistory
 from .trip import Trip
 
-__all__ = ["NotReplicated", "RecentWrites", "Replicas", "ReplicationHistory", "replication_history"]
-
-ReplicationHistory = tuple[str, str]
-"""A master's ``master_replid`` and ``master_replid2`` (the id of the history it was promoted from)."""
-
-
-def replication_history(info: bytes | str) -> ReplicationHistory:
-    """The replication ids in an ``INFO replication`` reply."""
-    text = info.decode() if isinstance(info, bytes) else info
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    return fields.get("master_replid", "").strip(), fields.get("master_replid2", "").strip()
+__all__ = ["NotReplicated", "RecentWrites", "Replicas"]
 
 
 class RecentWrites:

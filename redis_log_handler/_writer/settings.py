@@ -24,6 +24,8 @@ from redis_log_handler._shared.checks import (
 )
 from redis_log_handler._shared.json import dumps, json_safe
 
+from .transport.protocol import TransportFactory
+
 __all__ = ["OVERFLOW_POLICIES", "ClientFactory", "Overflow", "WriterSettings"]
 
 Overflow = Literal["drop_oldest", "drop_newest", "block"]
@@ -67,6 +69,7 @@ class WriterSettings:
     schema: Schema = "v1"
     shards: int = 1
     wait_replicas: int = 0
+    transport: TransportFactory | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -93,7 +96,19 @@ def _client(name: str, value: object, _: object) -> object:
     return value
 
 
+def _transport(name: str, value: object, values: dict[str, Any]) -> object:
+    if value is None:
+        return None
+    if not callable(value):
+        raise ValueError(f"{name} must be a callable taking a key and returning a transport, got {value!r}")
+    if values["client"] is not None:
+        raise ValueError(f"{name} replaces the client: give one of client and {name}, got both")
+    return value
+
+
 def _url(_: str, value: str | None, values: dict[str, Any]) -> str:
+    if values["transport"] is not None:
+        return value or "<transport>"
     return resolve_url(value) if values["client"] is None else (value or "<client factory>")
 
 
@@ -115,6 +130,7 @@ def _document_bytes(name: str, value: object, _: object) -> int:
 # Every parameter's check, in the order they run (a check may read the values checked before it).
 _CHECKS: dict[str, Check] = {
     "client": _client,
+    "transport": _transport,
     "url": _url,
     "key": check_non_empty,
     "mode": check_one_of(MODES),

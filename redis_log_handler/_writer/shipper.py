@@ -161,7 +161,7 @@ class Shipper:
         self._task = asyncio.get_running_loop().create_task(self._drain.run())
         self._task.add_done_callback(self._drain_finished)
         if self._heartbeat is not None:
-            self._beats = asyncio.get_running_loop().create_task(self._heartbeat.run(self._delivery.client()))
+            self._beats = asyncio.get_running_loop().create_task(self._heartbeat.run(self._delivery.transport()))
 
     def _drain_finished(self, task: asyncio.Task[None]) -> None:
         error = None if task.cancelled() else task.exception()
@@ -307,7 +307,7 @@ class Shipper:
             self._beats.cancel()
             remaining = min(_HEARTBEAT_REMOVAL, max(0.0, deadline - time.monotonic()))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._heartbeat.remove(self._delivery.client()), remaining)
+                await asyncio.wait_for(self._heartbeat.remove(self._delivery.transport()), remaining)
         if self._drain is not None:
             await self._drain.close(deadline, self._task)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
@@ -12,29 +11,35 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from redis_log_handler._shared.address import async_client, close_async_client
-from redis_log_handler._shared.diagnostics import describe, report
 from redis_log_handler._shared.eviction import evicting_policy, warn_if_evicting
 from redis_log_handler._writer.backpressure import loop_could_run, ready_now
-from redis_log_handler._writer.replicas import ReplicationHistory, replication_history
 from redis_log_handler._writer.settings import WriterSettings
 
 from .batch_commands import BatchCommands
 from .endpoint import endpoint_for
+from .info import replication_history, supports_idempotent_xadd
+from .protocol import OutcomeUnknown, ReplicationHistory, RoundTripReply
 from .resp import command_prefix, join_calls
 from .socket import WriterSocket
 
-__all__ = [
-    "BatchWriter",
-    "OutcomeUnknown",
-    "Reply",
-    "create_client",
-    "supports_idempotent_xadd",
-]
+__all__ = ["FORGET_AFTER", "BatchWriter", "create_client"]
 
 CONNECT_TIMEOUT = 2.0
-# Idempotent XADD (IDMP) first shipped in Redis 8.6; Valkey reports a
-# redis_version for compatibility but does not have it.
-_IDMP_SINCE = (8, 6)
+FORGET_AFTER = 10  # heartbeat intervals without a beat before a beat removes the field
+# KEYS[1] = the hash; ARGV = field, value, now. Writes the field, then removes fields stale for too long.
+_BEAT_SCRIPT = f"""
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local ok, beat = pcall(cjson.decode, entries[i + 1])
+  if not ok or type(beat) ~= 'table' or type(beat.seen_at) ~= 'number' or type(beat.interval) ~= 'number'
+     or now - beat.seen_at > {FORGET_AFTER} * beat.interval then
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return 1
+"""
 
 
 def create_client(settings: WriterSettings) -> Any:
@@ -55,33 +60,8 @@ def create_client(settings: WriterSettings) -> Any:
     )
 
 
-def supports_idempotent_xadd(info: bytes | str) -> bool:
-    """Whether an ``INFO server`` reply comes from a server with idempotent XADD (Redis 8.6+)."""
-    text = info.decode() if isinstance(info, bytes) else info
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    if "valkey_version" in fields or fields.get("server_name", "redis").strip() != "redis":
-        return False
-    try:
-        version = tuple(int(part) for part in fields["redis_version"].strip().split(".")[:2])
-    except (KeyError, ValueError):
-        return False
-    return version >= _IDMP_SINCE
-
-
-class OutcomeUnknown(Exception):
-    """A write failed after its command went out: the server may or may not have applied it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What one round trip brought back: each batch's error reply (or None), and the replicas' verdict."""
-
-    errors: list[Exception | None]
-    replicated: bool  # True when no replicas are awaited, else whether WAIT saw enough of them
-
-
 class BatchWriter:
-    """Writes batches of framed documents over one dedicated connection, one atomic command per batch.
+    """The transport to Redis: batches of framed documents over one dedicated connection, one atomic command each.
 
     Commands (see ``batch_commands``) are assembled from pre-framed documents with a single
     ``bytes.join`` (see ``resp``) and sent with ``send_packed_command``: redis-py's per-argument
@@ -195,7 +175,7 @@ class BatchWriter:
         """Connect now, so the first batch (or one sent at exit) finds a warm connection."""
         await self._connected()
 
-    async def write(self, batches: Sequence[Sequence[bytes]]) -> Reply:
+    async def write(self, batches: Sequence[Sequence[bytes]]) -> RoundTripReply:
         """Write *batches* in order in one round trip (then ``WAIT`` if replicas are awaited).
 
         Each batch is one atomic command; several batches are pipelined
@@ -210,6 +190,7 @@ class BatchWriter:
         assert writer_socket is not None  # set by _connected
         command = self._commands.command(batches, idempotent=self.idempotent) + self._wait
         errors: list[Exception | None] = []
+        upkeep_errors: list[Exception] = []
         replicated = True
         try:
             # Before the send: none of this trip's replies can have been read yet.
@@ -218,7 +199,7 @@ class BatchWriter:
             await connection.send_packed_command(command, check_health=False)
             self._waiting = _AWAITING_REPLY
             for _ in batches:
-                errors.append(await self._batch_reply(connection))
+                errors.append(await self._batch_reply(connection, upkeep_errors))
                 writer_socket.reply_came()
             if self._replicas:
                 replicated = int(await connection.read_response()) >= self._replicas
@@ -233,10 +214,10 @@ class BatchWriter:
             self._waiting = _NOT_WAITING
         if any(isinstance(error, redis.exceptions.AskError) and self._endpoint.redirected(error) for error in errors):
             await self._drop_connection()  # the key lives elsewhere now: the next write connects there
-        return Reply(errors, replicated)
+        return RoundTripReply(errors, replicated, upkeep_errors)
 
-    async def _batch_reply(self, connection: Any) -> Exception | None:
-        """The error reply to one batch's write, or None; the replies of its trim and expiry are only reported."""
+    async def _batch_reply(self, connection: Any, upkeep_errors: list[Exception]) -> Exception | None:
+        """The error reply to one batch's write, or None; refusals of its trim and expiry go to *upkeep_errors*."""
         try:
             await connection.read_response()
         except redis.exceptions.ResponseError as exc:
@@ -247,7 +228,7 @@ class BatchWriter:
             try:
                 await connection.read_response()
             except redis.exceptions.ResponseError as exc:  # the batch is written: only its upkeep failed
-                report("upkeep", f"Redis refused to trim or expire {self._key!r} ({describe(exc)})")
+                upkeep_errors.append(exc)
         return error
 
     async def _drop_connection(self) -> None:
@@ -256,6 +237,14 @@ class BatchWriter:
         self._endpoint.lost()
         if connection is not None:
             await self._endpoint.release(connection)
+
+    async def beat(self, hash_key: str, field: str, value: str, now: float) -> None:
+        """Write one heartbeat field and remove the fields stale for ``FORGET_AFTER`` of their intervals (atomic)."""
+        await self.client.eval(_BEAT_SCRIPT, 1, hash_key, field, value, repr(now))
+
+    async def forget(self, hash_key: str, field: str) -> None:
+        """Remove one heartbeat field."""
+        await self.client.hdel(hash_key, field)
 
     async def close(self) -> None:
         """Close the connection and the client."""
