@@ -85,7 +85,7 @@ MUTANTS = [
     Mutant(
         "e",
         "an integer outside 64 bits in an extra field does not cost the record",
-        "_shared/json.py",
+        "_shared/json_codec.py",
         "return value if _INT_MIN <= value <= _INT_MAX else str(value)",
         "return value",
         ("tests/test_extra_values.py",),
@@ -169,7 +169,7 @@ MUTANTS = [
     Mutant(
         "o",
         "an extra value nested deeper than 16 levels is written as its text, not cut earlier",
-        "_shared/json.py",
+        "_shared/json_codec.py",
         "_MAX_DEPTH = 16",
         "_MAX_DEPTH = 12",
         ("tests/test_extra_values.py",),

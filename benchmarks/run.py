@@ -91,7 +91,7 @@ SIZES = {
 def _environment(url: str) -> dict[str, Any]:
     info = redis.Redis.from_url(url).info("server")
     server = info.get("valkey_version") and f"valkey-server {info['valkey_version']}"
-    from redis_log_handler._shared.json import BACKEND  # noqa: PLC0415
+    from redis_log_handler._shared.json_codec import BACKEND  # noqa: PLC0415
 
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",

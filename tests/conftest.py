@@ -12,7 +12,7 @@ import redis
 
 from redis_log_handler import RedisHandler
 from redis_log_handler._shared import diagnostics as _diagnostics
-from redis_log_handler._shared import json as _json
+from redis_log_handler._shared import json_codec as _json
 from redis_log_handler._writer import intake as _intake
 from redis_log_handler.testing import EmbeddedRedis
 

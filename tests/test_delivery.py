@@ -102,7 +102,11 @@ class TestReplies:
         assert (stats["written"], stats["retries_unknown_outcome"]) == (26, duplicates)
 
     def test_one_batch_refused_for_good_costs_only_its_own_records_and_says_so(
-        self, memory: InMemoryTransport, handler: MakeHandler, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+        self,
+        memory: InMemoryTransport,
+        handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         """A round trip of four batches whose second gets ``WRONGTYPE``: the other three are written, the ten
         refused ones count as ``dropped_error`` with a line on stderr, and nothing is retried."""
@@ -140,7 +144,11 @@ class TestReplies:
         assert (made.stats()["written"], made.stats()["dropped"]) == (15, 0)
 
     def test_a_refused_trim_leaves_the_batch_written_and_is_said_once(
-        self, memory: InMemoryTransport, handler: MakeHandler, logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+        self,
+        memory: InMemoryTransport,
+        handler: MakeHandler,
+        logger: logging.Logger,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         """A trim (``maxlen``) the server refuses does not cost the records: they are written, counted written,
         and one line on stderr says the key is not trimmed."""

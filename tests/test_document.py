@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from redis_log_handler._schema.document import iso_timestamp, new_document, stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
-from redis_log_handler._shared import json as _json
+from redis_log_handler._shared import json_codec as _json
 
 SCHEMA_KEYS = {
     "@timestamp",
@@ -155,7 +155,7 @@ class TestSchema:
 _WITHOUT_ORJSON = """
 import json, sys
 sys.modules["orjson"] = None  # as if the fast extra were not installed
-from redis_log_handler._shared import json as backend
+from redis_log_handler._shared import json_codec as backend
 sample = json.loads(sys.argv[1])
 sample["big"] = 2**70
 sample["nan"] = float("nan")

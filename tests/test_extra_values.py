@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from loguru import logger as loguru_logger
 
 from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
-from redis_log_handler._shared import json as _json
+from redis_log_handler._shared import json_codec as _json
 from redis_log_handler.testing import EmbeddedRedis
 
 from .helpers import read_stream

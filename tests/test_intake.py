@@ -21,7 +21,7 @@ from redis_log_handler._writer.ledger import Ledger, Places, SpillCounts
 from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler._writer.transport.batch_writer import BatchWriter
-from redis_log_handler._writer.transport.socket import WriterSocket
+from redis_log_handler._writer.transport.writer_socket import WriterSocket, ready_now
 from redis_log_handler._writer.trip import Trip
 
 from .helpers import connection_over, wait_until
@@ -325,13 +325,12 @@ class TestSteppingAside:
 
 
 class TestWriterReadiness:
-    def test_can_resume_follows_what_the_write_waits_for(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_can_resume_follows_what_the_write_waits_for(self) -> None:
         """Connecting with a loop that could run, a reply that has come, room to send: the writer could run."""
         settings = WriterSettings.build(url="redis://127.0.0.1:1/0")
-        writer = BatchWriter(None, settings, settings.key)
-        ours, server = socket.socketpair()
         loop_could_run = [True]
-        monkeypatch.setattr(_batch_writer, "loop_could_run", lambda: loop_could_run[0])
+        writer = BatchWriter(None, settings, settings.key, loop_could_run=lambda: loop_could_run[0])
+        ours, server = socket.socketpair()
         try:
             writer._socket = WriterSocket(connection_over(ours))
             assert writer.can_resume() is True  # waiting for nothing
@@ -399,12 +398,12 @@ class TestLoopCouldRun:
         ours, theirs = socket.socketpair()
         high = os.dup2(ours.fileno(), 1500)
         try:
-            assert _backpressure.ready_now(high) is False
-            assert _backpressure.ready_now(high, writable=True) is True
+            assert ready_now(high) is False
+            assert ready_now(high, writable=True) is True
             theirs.send(b":1\r\n")
-            assert _backpressure.ready_now(high) is True
+            assert ready_now(high) is True
         finally:
             os.close(high)
             ours.close()
             theirs.close()
-        assert _backpressure.ready_now(high) is False  # closed: nothing will come
+        assert ready_now(high) is False  # closed: nothing will come

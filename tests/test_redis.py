@@ -77,7 +77,7 @@ class TestIdempotentWrites:
         asked: list[bytes] = []
         monkeypatch.setattr(_batch_writer, "supports_idempotent_xadd", lambda info: asked.append(info) or True)
         settings = WriterSettings.build(url=redis_server.url, key=key)
-        writer = BatchWriter(create_client(settings), settings, key)
+        writer = BatchWriter(create_client(settings), settings, key, loop_could_run=lambda: True)
 
         async def connect_twice() -> tuple[bool, bool]:
             await writer.prepare()

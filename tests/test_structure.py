@@ -103,6 +103,16 @@ def test_no_redis_on_the_writers_side_of_the_transport(module: str) -> None:
     assert "redis" not in imports(module)[1]
 
 
+@pytest.mark.parametrize("module", [name for name in MODULES if name.startswith("_writer.transport.")])
+def test_the_transport_imports_nothing_of_the_writer_above_it(module: str) -> None:
+    """The transport is what the writer writes through: it is handed its settings (``TransportSettings``) and
+    back-pressure's view of the loop, and imports no writer module outside ``_writer.transport``."""
+    upward = {
+        name for name in imports(module)[0] if folder(name) == "_writer" and not name.startswith("_writer.transport")
+    }
+    assert not upward, f"{module} imports {sorted(upward)}"
+
+
 @pytest.mark.parametrize(
     "module",
     ["_writer.intake", "_writer.handler", "_writer.spill.spill", "_writer.spill.segments", "_schema.document"],

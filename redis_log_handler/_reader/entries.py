@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis_log_handler._schema.ecs import from_ecs, is_ecs
-from redis_log_handler._shared.json import loads
+from redis_log_handler._shared.json_codec import loads
 
 __all__ = [
     "Entry",

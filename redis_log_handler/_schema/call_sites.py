@@ -37,7 +37,7 @@ import logging
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from redis_log_handler._shared.json import dumps
+from redis_log_handler._shared.json_codec import dumps
 
 from .document import RECORD_ATTRIBUTES, dates, new_document, record_ids
 from .encoding import DocumentEncoder

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis_log_handler._shared.fork import after_fork_in_child
-from redis_log_handler._shared.json import json_safe, safe_str
+from redis_log_handler._shared.json_codec import json_safe, safe_str
 
 from .trace import current_trace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from redis_log_handler._shared.json import dumps, json_safe, safe_str
+from redis_log_handler._shared.json_codec import dumps, json_safe, safe_str
 
 from .ecs import to_ecs
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from redis_log_handler._shared.json import json_safe, safe_str
+from redis_log_handler._shared.json_codec import json_safe, safe_str
 
 from .document import exception_info, iso_timestamp, new_document, normalize_level
 

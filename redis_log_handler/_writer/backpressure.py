@@ -25,14 +25,15 @@ how long connecting should take.
 from __future__ import annotations
 
 import math
-import select
 import time
 from collections.abc import Callable
 
 from redis_log_handler._shared.fork import after_fork_in_child
 from redis_log_handler._shared.native import Condition
 
-__all__ = ["loop_could_run", "loop_woke", "ready_now", "step_aside", "writer_sleeps"]
+from .transport.writer_socket import ready_now
+
+__all__ = ["loop_could_run", "loop_woke", "step_aside", "writer_sleeps"]
 
 # Native (see _native): the runtime's thread notifies it. A wait blocks the OS thread, greenlets included: it
 # lasts at most a millisecond, and giving the writer that time is the point.
@@ -79,23 +80,6 @@ def _could_run(blocked: tuple[int, float] | None) -> bool:
     if time.monotonic() >= until:
         return True
     return ready_now(selector_fd)
-
-
-def ready_now(fd: int, *, writable: bool = False) -> bool:
-    """Whether *fd* is readable (or writable, or in error) right now, without waiting; False if it cannot be polled.
-
-    ``poll`` rather than ``select``: a process with more than 1024 open descriptors (a busy server) gets
-    descriptors ``select`` refuses, and back-pressure would quietly stop.
-    """
-    if fd < 0:
-        return False
-    wanted = (select.POLLOUT if writable else select.POLLIN) | select.POLLERR | select.POLLHUP
-    poller = select.poll()
-    try:
-        poller.register(fd, wanted)
-        return any(events & wanted for _, events in poller.poll(0))  # a closed descriptor gives POLLNVAL
-    except (OSError, ValueError):
-        return False
 
 
 def _forget_in_child() -> None:

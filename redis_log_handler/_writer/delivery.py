@@ -19,6 +19,7 @@ from redis_log_handler._schema.document import producer_id
 from redis_log_handler._shared.diagnostics import describe, records, report
 from redis_log_handler._shared.shards import shard_key
 
+from .backpressure import loop_could_run
 from .ledger import Ledger
 from .replicas import Replicas
 from .settings import WriterSettings
@@ -62,7 +63,7 @@ class Delivery:
             if settings.transport is not None:
                 self._writer = settings.transport(key)
             else:
-                self._writer = BatchWriter(create_client(settings), settings, key)
+                self._writer = BatchWriter(create_client(settings), settings, key, loop_could_run=loop_could_run)
         return self._writer
 
     def transport(self) -> Transport:

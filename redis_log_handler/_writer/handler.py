@@ -21,7 +21,7 @@ from redis_log_handler._schema.sources import structlog_document, wrapped_struct
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.diagnostics import describe, report
 from redis_log_handler._shared.fork import after_fork_in_child, catch_up
-from redis_log_handler._shared.json import safe_str
+from redis_log_handler._shared.json_codec import safe_str
 
 from .exit import register_closeable
 from .live import register_live

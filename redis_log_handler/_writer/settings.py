@@ -22,7 +22,7 @@ from redis_log_handler._shared.checks import (
     checked,
     resolve_url,
 )
-from redis_log_handler._shared.json import dumps, json_safe
+from redis_log_handler._shared.json_codec import dumps, json_safe
 
 from .transport.protocol import TransportFactory
 

@@ -28,7 +28,7 @@ from redis_log_handler._cli.key_report import key_report
 from redis_log_handler._cli.status import producers
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.diagnostics import describe
-from redis_log_handler._shared.json import json_safe
+from redis_log_handler._shared.json_codec import json_safe
 from redis_log_handler._shared.shards import shard_keys
 from redis_log_handler._writer.heartbeat import producers_key
 

@@ -16,7 +16,7 @@ all, and its reply is small:
 
 The scripts reply ``1`` (or ``0`` for a re-sent batch the server recognised):
 replies of one fixed size let the writer's socket wake the runtime thread once
-for all of a round trip's replies (see ``socket``).
+for all of a round trip's replies (see ``writer_socket``).
 
 The script travels with every call (EVAL, not EVALSHA): it is tiny next to a
 batch, and a restarted or flushed server can never answer NOSCRIPT.
@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from redis_log_handler._writer.settings import WriterSettings
-
+from .protocol import TransportSettings
 from .resp import command_prefix, join_calls
 
 __all__ = ["BatchCommands"]
@@ -71,7 +70,7 @@ _SCRIPTS = {"stream": _STREAM_SCRIPT, "pubsub": _PUBSUB_SCRIPT}
 class BatchCommands:
     """The bytes that write batches of framed documents to one key, and how many replies each batch gets."""
 
-    def __init__(self, settings: WriterSettings, key: str) -> None:
+    def __init__(self, settings: TransportSettings, key: str) -> None:
         encoded = key.encode()
         self.replies = 1
         self._upkeep = b""

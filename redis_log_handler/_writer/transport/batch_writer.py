@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio
@@ -12,15 +12,13 @@ from redis.backoff import NoBackoff
 
 from redis_log_handler._shared.address import async_client, close_async_client
 from redis_log_handler._shared.eviction import evicting_policy, warn_if_evicting
-from redis_log_handler._writer.backpressure import loop_could_run, ready_now
-from redis_log_handler._writer.settings import WriterSettings
 
 from .batch_commands import BatchCommands
 from .endpoint import endpoint_for
 from .info import replication_history, supports_idempotent_xadd
-from .protocol import OutcomeUnknown, ReplicationHistory, RoundTripReply
+from .protocol import OutcomeUnknown, ReplicationHistory, RoundTripReply, TransportSettings
 from .resp import command_prefix, join_calls
-from .socket import WriterSocket
+from .writer_socket import WriterSocket, ready_now
 
 __all__ = ["FORGET_AFTER", "BatchWriter", "create_client"]
 
@@ -42,11 +40,11 @@ return 1
 """
 
 
-def create_client(settings: WriterSettings) -> Any:
+def create_client(settings: TransportSettings) -> Any:
     """Create the handler's asyncio client; call it on the runtime loop only."""
     if settings.client is not None:
         return settings.client()
-    assert settings.url is not None  # WriterSettings.build resolved it
+    assert settings.url is not None  # the settings' checks resolved it
     return async_client(
         settings.url,
         socket_timeout=settings.socket_timeout,
@@ -73,8 +71,11 @@ class BatchWriter:
     the caller whether a batch accepted earlier went over the current connection.
     """
 
-    def __init__(self, client: Any, settings: WriterSettings, key: str) -> None:
+    def __init__(
+        self, client: Any, settings: TransportSettings, key: str, *, loop_could_run: Callable[[], bool]
+    ) -> None:
         self.client = client
+        self._loop_could_run = loop_could_run  # back-pressure's view of the runtime loop (see can_resume)
         self.idempotent = False
         self.generation = 0  # counts connections: a WAIT only vouches for writes made on its own
         self.history: ReplicationHistory = ("", "")  # the master's, read on each connection with wait_replicas
@@ -143,7 +144,7 @@ class BatchWriter:
             return True
         if waiting == _CONNECTING:
             # Resolving, the TCP handshake, the first commands: no one socket to look at, so ask the loop.
-            return loop_could_run()
+            return self._loop_could_run()
         return ready_now(fd, writable=waiting == _SENDING)
 
     @staticmethod
@@ -257,6 +258,6 @@ class BatchWriter:
 _NOT_WAITING, _CONNECTING, _SENDING, _AWAITING_REPLY = 0, 1, 2, 3
 
 
-def _wait_ms(settings: WriterSettings) -> int:
+def _wait_ms(settings: TransportSettings) -> int:
     """How long one WAIT blocks on the server: well inside the socket timeout, so its reply always comes."""
     return max(1, int(min(1.0, settings.socket_timeout / 2) * 1000))

@@ -36,9 +36,7 @@ from .resp import unframe
 __all__ = ["Fault", "InMemoryTransport"]
 
 Fault = (
-    Literal["unreachable", "lost_reply", "stall", "not_replicated", "refused_trim"]
-    | Exception
-    | list[Exception | None]
+    Literal["unreachable", "lost_reply", "stall", "not_replicated", "refused_trim"] | Exception | list[Exception | None]
 )
 _NAMED_FAULTS = ("unreachable", "lost_reply", "stall", "not_replicated", "refused_trim")
 _TRIM_REFUSED = "NOPERM this user has no permissions to run the 'xtrim' command (scripted)"
@@ -181,7 +179,9 @@ class _Link:
         memory._append(self._key, batches, errors)
         if fault == "lost_reply":
             raise OutcomeUnknown("in-memory transport: connection lost before the reply (scripted)")
-        upkeep = [ResponseError(_TRIM_REFUSED) for error in errors if error is None] if fault == "refused_trim" else []
+        upkeep: list[Exception] = []
+        if fault == "refused_trim":
+            upkeep = [ResponseError(_TRIM_REFUSED) for error in errors if error is None]
         return RoundTripReply(errors, replicated=fault != "not_replicated", upkeep_errors=upkeep)
 
     async def beat(self, hash_key: str, field: str, value: str, now: float) -> None:

@@ -14,12 +14,38 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["OutcomeUnknown", "ReplicationHistory", "RoundTripReply", "Transport", "TransportFactory"]
+__all__ = [
+    "OutcomeUnknown",
+    "ReplicationHistory",
+    "RoundTripReply",
+    "Transport",
+    "TransportFactory",
+    "TransportSettings",
+]
 
 ReplicationHistory = tuple[str, str]
 """A master's ``master_replid`` and ``master_replid2`` (the id of the history it was promoted from)."""
+
+
+class TransportSettings(Protocol):
+    """The handler's settings a transport to Redis reads (``WriterSettings`` has them; no import upward)."""
+
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def client(self) -> Callable[[], Any] | None: ...
+    @property
+    def socket_timeout(self) -> float: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def maxlen(self) -> int | None: ...
+    @property
+    def ttl(self) -> int | None: ...
+    @property
+    def wait_replicas(self) -> int: ...
 
 
 class OutcomeUnknown(Exception):

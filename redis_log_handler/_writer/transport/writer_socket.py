@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import select
 import socket
 from typing import Any
 
-__all__ = ["MIN_REPLY_BYTES", "SEND_BUFFER", "WriterSocket"]
+__all__ = ["MIN_REPLY_BYTES", "SEND_BUFFER", "WriterSocket", "ready_now"]
 
 MIN_REPLY_BYTES = 4  # the shortest reply the writer can get: ":0\r\n"
 # Asked for (Linux doubles it for its bookkeeping): holds a round trip of 16 batches of typical records.
@@ -93,3 +94,20 @@ class WriterSocket:
             self._socket = None
             return
         self._mark = mark
+
+
+def ready_now(fd: int, *, writable: bool = False) -> bool:
+    """Whether *fd* is readable (or writable, or in error) right now, without waiting; False if it cannot be polled.
+
+    ``poll`` rather than ``select``: a process with more than 1024 open descriptors (a busy server) gets
+    descriptors ``select`` refuses, and back-pressure would quietly stop.
+    """
+    if fd < 0:
+        return False
+    wanted = (select.POLLOUT if writable else select.POLLIN) | select.POLLERR | select.POLLHUP
+    poller = select.poll()
+    try:
+        poller.register(fd, wanted)
+        return any(events & wanted for _, events in poller.poll(0))  # a closed descriptor gives POLLNVAL
+    except (OSError, ValueError):
+        return False
