@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import resource
 import selectors
 import socket
@@ -13,9 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
+from redis_log_handler._shared.retry import BACKOFF_BASE, BACKOFF_CAP, retry_delay
 from redis_log_handler._writer import backpressure as _backpressure
 from redis_log_handler._writer import intake as _intake
-from redis_log_handler._writer.delivery import BACKOFF_BASE, BACKOFF_CAP, backoff_delay, spill_due
+from redis_log_handler._writer.delivery import spill_due
 from redis_log_handler._writer.intake import Intake
 from redis_log_handler._writer.ledger import Ledger, Places, SpillCounts
 from redis_log_handler._writer.settings import WriterSettings
@@ -219,13 +221,19 @@ class TestWakeHints:
 
 
 class TestRetryPolicy:
-    @pytest.mark.parametrize("attempt", [1, 2, 5, 10, 50])
-    def test_backoff_is_capped_exponential_with_full_jitter(self, attempt: int) -> None:
-        """The delay is uniform between 0 and min(cap, base * 2**attempt)."""
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
-        assert backoff_delay(attempt, draw=lambda: 1.0) == ceiling
-        assert backoff_delay(attempt, draw=lambda: 0.0) == 0.0
-        assert 0.0 <= backoff_delay(attempt) <= ceiling
+    @pytest.mark.parametrize("failures", [1, 2, 5, 10, 50, 1_100, 10**6])
+    def test_backoff_is_capped_exponential_with_full_jitter(
+        self, failures: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The delay is uniform between 0 and min(cap, base * 2**failures), however long the outage has lasted
+        (past 1,023 failures in a row ``2.0**failures`` overflows: the drain task must not end there)."""
+        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 64))
+        monkeypatch.setattr(random, "uniform", lambda low, high: high)
+        assert retry_delay(failures) == ceiling
+        monkeypatch.setattr(random, "uniform", lambda low, high: low)
+        assert retry_delay(failures) == 0.0
+        monkeypatch.undo()
+        assert 0.0 <= retry_delay(failures) <= ceiling
 
     def test_spill_is_due_after_spill_after_seconds_of_failure(self) -> None:
         """Only a failure that has lasted spill_after seconds sends records to disk."""

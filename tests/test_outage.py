@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._shared.retry import BACKOFF_BASE, BACKOFF_CAP
 from redis_log_handler._writer import drain as _drain
-from redis_log_handler._writer.delivery import backoff_delay
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler.testing import EmbeddedRedis
 
@@ -236,7 +236,7 @@ class TestDeadline:
         back while it waits: the record is written before the deadline, because a retry is never more than
         HURRIED_RETRY away while a flush or close waits (the backoff's jitter is pinned at its largest here,
         so a backoff alone would sleep through the deadline)."""
-        monkeypatch.setattr(_drain, "backoff_delay", lambda attempt: backoff_delay(attempt, draw=lambda: 1.0))
+        monkeypatch.setattr(_drain, "retry_delay", lambda failures: min(BACKOFF_CAP, BACKOFF_BASE * 2**failures))
         handler = make_handler(url=own_server.url, key=key, mode="list", close_timeout=3.0)
         logger.addHandler(handler)
         own_server.kill()

@@ -12,11 +12,11 @@ import redis
 import redis.exceptions
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._shared.retry import Outcome, classify, transient
 from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.transport import batch_writer as _batch_writer
 from redis_log_handler._writer.transport.batch_commands import _STREAM_SCRIPT
 from redis_log_handler._writer.transport.batch_writer import BatchWriter, create_client
-from redis_log_handler._writer.transport.classify import Outcome, classify
 from redis_log_handler._writer.transport.info import supports_idempotent_xadd
 from redis_log_handler.testing import EmbeddedRedis
 
@@ -55,6 +55,26 @@ class TestClassify:
     def test_configuration_errors_drop_the_batch(self, error: Exception) -> None:
         """Replies that retrying cannot change drop the batch (counted) instead of blocking the handler."""
         assert classify(error) is Outcome.DROP
+
+    def test_the_reader_rides_out_what_the_writer_retries_from_the_same_table(self) -> None:
+        """One table for both sides: what passes (a lost connection, a loading or read-only server, a slot that
+        moved, a read unblocked by a slot migration) the consumer retries; a refusal or an unknown error reply
+        it raises."""
+        passing = [
+            redis.exceptions.ConnectionError("connection refused"),
+            redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
+            redis.exceptions.ReadOnlyError("You can't write against a read only replica."),
+            redis.exceptions.MovedError("3999 127.0.0.1:6381"),
+            redis.exceptions.ResponseError("UNBLOCKED the stream key was moved"),
+        ]
+        failing = [
+            redis.exceptions.AuthenticationError("invalid username-password pair"),
+            redis.exceptions.NoPermissionError("this user has no permissions to run the 'xreadgroup' command"),
+            redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+        ]
+        assert [transient(error) for error in passing] == [True] * len(passing)
+        assert [transient(error) for error in failing] == [False] * len(failing)
+        assert all(classify(error) is Outcome.RETRY for error in passing)
 
 
 class TestIdempotentWrites:

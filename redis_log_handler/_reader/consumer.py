@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ from redis_log_handler._schema.log_record import to_log_record
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.diagnostics import describe, report
 from redis_log_handler._shared.eviction import evicting_policy, warn_if_evicting
+from redis_log_handler._shared.retry import retry_delay, transient
 
 from .dead_letter import DeadLetters
 from .dedupe import RecentIds
@@ -38,21 +38,7 @@ from .settings import ReaderSettings
 
 __all__ = ["RedisLogConsumer"]
 
-_MAX_BACKOFF = 5.0
 _READ_COUNTS = ("read", "handled", "acked", "duplicates", "claimed", "deleted_pending", "trimmed", "trimmed_unread")
-# Connection errors in redis-py's hierarchy that retrying cannot fix.
-_REFUSALS = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
-
-
-def _rides_out(exc: redis.exceptions.RedisError) -> bool:
-    """Whether a failed read is retried: a lost connection; in a cluster, a key whose slot moved (MOVED,
-    ASK, or UNBLOCKED when it left while a read waited on it); not a refused password or permission.
-    """
-    if isinstance(exc, _REFUSALS):
-        return False
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError | redis.exceptions.AskError):
-        return True
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("UNBLOCKED")
 
 
 @dataclass(slots=True)
@@ -186,7 +172,7 @@ class RedisLogConsumer:
         (one round trip for both, where the source allows), or at once when
         the loop stops; entries it did not get to are given back.
         """
-        backoff = 0.0
+        failures = 0
         to_ack: list[EntryId] = []
         try:
             while stop is None or not stop.is_set():
@@ -197,17 +183,17 @@ class RedisLogConsumer:
                     to_ack = []
                     self._lag = feed.lag()
                 except redis.exceptions.RedisError as exc:
-                    if not _rides_out(exc):
+                    if not transient(exc):
                         raise
                     # XACK is idempotent: ids whose acknowledgement may have been lost are sent again.
                     if reopens_on_error(self.settings):
                         self.close()  # entries it held stay pending: this consumer reads its history again
-                    backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
+                    failures += 1
                     self._counts["errors"] += 1
                     report("consumer-read", f"cannot read from Redis ({describe(exc)}); retrying")
-                    self._wait(stop, random.uniform(0, backoff))
+                    self._wait(stop, retry_delay(failures))
                     continue
-                backoff = 0.0
+                failures = 0
                 self._counts["read"] += len(batch.entries)
                 try:
                     yield batch

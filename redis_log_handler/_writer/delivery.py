@@ -4,19 +4,18 @@
 sends them and reads the replies), settles those Redis answered (written, or
 refused for good), asks ``replicas`` about the ones awaiting replicas, and
 leaves the rest open for a retry. The drain task (``drain``) decides when to
-retry, when to spill and when to give up; the retry delay is here.
+retry, when to spill and when to give up (the delay is ``_shared.retry``'s).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import Callable
 from typing import Any
 
 from redis_log_handler._schema.document import producer_id
 from redis_log_handler._shared.diagnostics import describe, records, report
+from redis_log_handler._shared.retry import Outcome, classify
 from redis_log_handler._shared.shards import shard_key
 
 from .backpressure import loop_could_run
@@ -24,19 +23,10 @@ from .ledger import Ledger
 from .replicas import Replicas
 from .settings import WriterSettings
 from .transport.batch_writer import BatchWriter, create_client
-from .transport.classify import Outcome, classify
 from .transport.protocol import OutcomeUnknown, Transport
 from .trip import Trip
 
-__all__ = ["Delivery", "backoff_delay", "spill_due"]
-
-BACKOFF_BASE = 0.05  # seconds; the first retry waits up to twice this
-BACKOFF_CAP = 5.0
-
-
-def backoff_delay(attempt: int, draw: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry *attempt* (1, 2, ...): capped exponential backoff with full jitter."""
-    return draw() * min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
+__all__ = ["Delivery", "spill_due"]
 
 
 def spill_due(failing_since: float | None, now: float, spill_after: float) -> bool:

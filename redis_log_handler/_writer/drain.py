@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from redis_log_handler._schema.document import document_age
 from redis_log_handler._shared.diagnostics import describe, records, report, were
+from redis_log_handler._shared.retry import retry_delay
 
-from .delivery import Delivery, backoff_delay, spill_due
+from .delivery import Delivery, spill_due
 from .flush import Flushes
 from .intake import Intake
 from .ledger import Ledger, Places
@@ -223,7 +224,7 @@ class Drain:
         While a flush or close waits, a retry is at most HURRIED_RETRY away (and never past the close
         deadline): a Redis that answers again is written to at once, not after a backoff of seconds.
         """
-        delay = backoff_delay(attempt)
+        delay = retry_delay(attempt)
         if self._closing or self._flushes.waiting:
             delay = min(delay, HURRIED_RETRY)
         if self._closing:

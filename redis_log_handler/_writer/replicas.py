@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable
 
 from redis_log_handler._shared.diagnostics import describe, report
+from redis_log_handler._shared.retry import Outcome, classify
 
 from .ledger import Ledger
 from .settings import WriterSettings
-from .transport.classify import Outcome, classify
 from .transport.protocol import ReplicationHistory
 from .trip import Trip
 
