@@ -46,7 +46,7 @@ import redis_log_handler
 from redis_log_handler import RedisHandler
 from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
-from redis_log_handler._writer.transport.resp import frame
+from redis_log_handler._shared.resp import frame
 from redis_log_handler.testing import EmbeddedRedis
 
 MESSAGE = "request %d served in %s ms"

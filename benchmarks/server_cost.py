@@ -26,9 +26,9 @@ import redis
 
 from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
+from redis_log_handler._shared.resp import command_prefix, frame, join_calls
 from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.transport.batch_commands import BatchCommands
-from redis_log_handler._writer.transport.resp import command_prefix, frame, join_calls
 from redis_log_handler.testing import EmbeddedRedis
 
 BATCH = 1000

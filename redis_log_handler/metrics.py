@@ -32,13 +32,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._schema.sources import SOURCES
 from ._writer.live import live_handlers
 
 __all__ = ["register_opentelemetry", "register_prometheus"]
 
 _DROP_REASONS = {"overflow": "queue_full", "error": "redis_error", "closed": "already_shutdown", "internal": "internal"}
 _SUMMED = (
-    "written", "accepted_stdlib", "accepted_loguru", "accepted_structlog", "retries", "errors", "buffered",
+    "written", *(f"accepted_{source}" for source in SOURCES), "retries", "errors", "buffered",
     "spill_bytes", *(f"dropped_{reason}" for reason in _DROP_REASONS),
 )  # fmt: skip
 
@@ -87,7 +88,7 @@ class _PrometheusCollector:
             records.add_metric([key, mode, "written", ""], total["written"])
             for reason in _DROP_REASONS:
                 records.add_metric([key, mode, "dropped", reason], total[f"dropped_{reason}"])
-            for source in ("stdlib", "loguru", "structlog"):
+            for source in SOURCES:
                 accepted.add_metric([key, mode, source], total[f"accepted_{source}"])
             retries.add_metric([key, mode], total["retries"])
             errors.add_metric([key, mode], total["errors"])

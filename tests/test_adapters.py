@@ -20,7 +20,7 @@ import structlog
 from loguru import logger as loguru_logger
 
 from redis_log_handler import LoguruSink, RedisHandler, StructlogProcessor
-from redis_log_handler.testing import EmbeddedRedis
+from redis_log_handler.testing import EmbeddedRedis, InMemoryTransport
 
 from .helpers import Freeze, read_stream
 
@@ -477,3 +477,25 @@ def test_package_imports_without_the_frameworks() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+class TestSubmit:
+    def test_an_adapter_record_never_raises_into_the_application(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """What an adapter hands over (a document that cannot be built, a source the handler does not know) is
+        counted and said on stderr, never raised: the caller's logging call goes on."""
+        memory = InMemoryTransport()
+        handler = RedisHandler(transport=memory, close_timeout=1.0)
+        try:
+            handler.submit("structlog", os.getpid(), lambda: {"event": 1 / 0})
+            handler.submit("journald", os.getpid(), dict)  # type: ignore[arg-type]
+            handler.submit("loguru", os.getpid(), lambda: {"message": "kept", "level": "INFO"})
+            assert handler.flush(5) is False  # one record was dropped
+            stats = handler.stats()
+            assert (stats["accepted"], stats["written"], stats["dropped_error"]) == (2, 1, 1)
+            assert stats["errors"] == 2
+            assert memory.messages() == ["kept"]
+            err = capsys.readouterr().err
+            assert "ZeroDivisionError" in err
+            assert "KeyError: 'journald'" in err
+        finally:
+            handler.close()

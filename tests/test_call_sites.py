@@ -20,7 +20,7 @@ from redis_log_handler._schema import document as _document
 from redis_log_handler._schema.call_sites import CallSiteEncoder
 from redis_log_handler._schema.document import SCHEMA_FIELDS, stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
-from redis_log_handler._writer.transport.resp import frame, unframe
+from redis_log_handler._shared.resp import frame, unframe
 
 _ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)  # lone surrogates included
 _CLEAN_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)

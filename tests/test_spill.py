@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._shared.resp import frame
 from redis_log_handler._writer.spill.spill import Spill
-from redis_log_handler._writer.transport.resp import frame
 from redis_log_handler.testing import EmbeddedRedis
 
 from .helpers import read_stream, wait_until
@@ -88,7 +88,7 @@ class TestSpill:
 _WRITER = """
     import os, sys
     from redis_log_handler._writer.spill.spill import Spill
-    from redis_log_handler._writer.transport.resp import frame
+    from redis_log_handler._shared.resp import frame
 
     spill = Spill(sys.argv[1], "logs", "stream", max_bytes=1 << 20)
     spill.store([frame(b"%08d" % number) for number in range(int(sys.argv[2]))])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
@@ -17,6 +19,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._cli.web import reading
 from redis_log_handler._cli.web.filters import record_filter
 from redis_log_handler._schema.document import iso_timestamp
+from redis_log_handler._schema.sources import SOURCES
 from redis_log_handler._shared.shards import shard_keys
 from redis_log_handler.testing import EmbeddedRedis
 
@@ -174,3 +177,11 @@ def test_a_token_is_required_off_loopback_and_must_be_long(
 def url(redis_server: EmbeddedRedis) -> str:
     """The session server's URL."""
     return redis_server.url
+
+
+def test_the_pages_source_choices_are_the_sources() -> None:
+    """The page's source filter offers exactly the sources records come from (the one list, ``SOURCES``)."""
+    page = (Path(reading.__file__).parent / "page" / "index.html").read_text()
+    select = re.search(r'<select name="source">(.*?)</select>', page, re.DOTALL)
+    assert select is not None
+    assert tuple(re.findall(r"<option>(\w+)</option>", select.group(1))) == SOURCES

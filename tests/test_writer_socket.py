@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from redis_log_handler._shared.resp import frame
 from redis_log_handler._writer.settings import WriterSettings
 from redis_log_handler._writer.transport import writer_socket as _writer_socket
 from redis_log_handler._writer.transport.batch_commands import BatchCommands
-from redis_log_handler._writer.transport.resp import frame
 from redis_log_handler._writer.transport.writer_socket import MIN_REPLY_BYTES, WriterSocket
 from redis_log_handler.testing import EmbeddedRedis
 

@@ -19,6 +19,7 @@ from typing import NoReturn
 import redis.exceptions
 
 from redis_log_handler import __version__
+from redis_log_handler._schema.sources import SOURCES
 from redis_log_handler._shared.checks import DEFAULT_URL, MODES
 from redis_log_handler._shared.diagnostics import describe
 
@@ -115,7 +116,7 @@ def _add_tail(commands: argparse._SubParsersAction[_Parser]) -> None:
     tail.add_argument("-f", "--follow", action="store_true", help="keep showing new records until Ctrl-C (streams)")
     tail.add_argument("--level", type=level_argument, help="minimum level, a name (warning) or a number (30)")
     tail.add_argument("--logger", help="only this logger and its children (app matches app and app.db)")
-    tail.add_argument("--source", choices=("stdlib", "loguru", "structlog"), help="only records from this source")
+    tail.add_argument("--source", choices=SOURCES, help="only records from this source")
     tail.add_argument("--grep", type=regex_argument, help="only records whose message or traceback match REGEX")
     tail.add_argument(
         "--since", type=since_argument, help="only records logged since: 90s, 10m, 2h, 1d, or an ISO time"

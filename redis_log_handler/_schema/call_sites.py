@@ -38,6 +38,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from redis_log_handler._shared.json_codec import dumps
+from redis_log_handler._shared.resp import BULK_HEADER
 
 from .document import RECORD_ATTRIBUTES, dates, new_document, record_ids
 from .encoding import DocumentEncoder
@@ -140,7 +141,7 @@ class CallSiteEncoder:
         number = b"%d" % record_ids.next()
         return b"".join(
             (
-                b"$%d\r\n" % (size + len(number)), before_time, date, milliseconds, microseconds,
+                BULK_HEADER % (size + len(number)), before_time, date, milliseconds, microseconds,
                 before_message, message_json, before_thread, thread_fields, before_id,
                 record_ids.producer_bytes, b"-", number, after_id,
             )

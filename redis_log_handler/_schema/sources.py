@@ -1,4 +1,7 @@
-"""Mapping Loguru records and structlog event dicts onto the schema-1 document (no framework imports)."""
+"""The sources of records, and Loguru records and structlog event dicts mapped onto the schema-1 document.
+
+No framework imports.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,17 @@ import time
 import traceback
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from redis_log_handler._shared.json_codec import json_safe, safe_str
 
 from .document import exception_info, iso_timestamp, new_document, normalize_level
 
-__all__ = ["event_level", "loguru_document", "structlog_document", "wrapped_structlog_event"]
+__all__ = ["SOURCES", "Source", "event_level", "loguru_document", "structlog_document", "wrapped_structlog_event"]
+
+Source = Literal["stdlib", "loguru", "structlog"]
+SOURCES: tuple[Source, ...] = ("stdlib", "loguru", "structlog")
+"""Where a record comes from (its document's ``source``): the one list the counters, metrics and filters use."""
 
 
 def loguru_document(record: Mapping[str, Any]) -> dict[str, Any]:

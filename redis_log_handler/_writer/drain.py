@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from redis_log_handler._schema.document import document_age
 from redis_log_handler._shared.diagnostics import describe, records, report, were
+from redis_log_handler._shared.resp import frame, unframe
 from redis_log_handler._shared.retry import retry_delay
 
 from .delivery import Delivery, spill_due
@@ -22,7 +23,6 @@ from .intake import Intake
 from .ledger import Ledger, Places
 from .settings import WriterSettings
 from .spill.spill import Spill
-from .transport.resp import frame, unframe
 from .trip import Trip, trip_sizes
 
 __all__ = ["HURRIED_RETRY", "Drain"]

@@ -17,11 +17,12 @@ from typing import Any, TypeVarTuple
 from redis_log_handler._schema.call_sites import CallSiteEncoder
 from redis_log_handler._schema.document import stdlib_document
 from redis_log_handler._schema.encoding import DocumentEncoder
-from redis_log_handler._schema.sources import structlog_document, wrapped_structlog_event
+from redis_log_handler._schema.sources import Source, structlog_document, wrapped_structlog_event
 from redis_log_handler._shared.address import redact_url
 from redis_log_handler._shared.diagnostics import describe, report
 from redis_log_handler._shared.fork import after_fork_in_child, catch_up
 from redis_log_handler._shared.json_codec import safe_str
+from redis_log_handler._shared.resp import frame
 
 from .exit import register_closeable
 from .live import register_live
@@ -31,7 +32,6 @@ from .settings import ClientFactory, WriterSettings
 from .shipper import Shipper
 from .sigterm import prepare_for_sigterm
 from .transport.protocol import TransportFactory
-from .transport.resp import frame
 from .uwsgi import takes_over_master_records
 
 __all__ = ["RedisHandler"]
@@ -170,7 +170,7 @@ class RedisHandler(logging.Handler):
             self.handleError(record)
 
     def submit(
-        self, source: str, pid: int, build: Callable[[*_Arguments], dict[str, Any]], *arguments: *_Arguments
+        self, source: Source, pid: int, build: Callable[[*_Arguments], dict[str, Any]], *arguments: *_Arguments
     ) -> None:
         """Buffer the document ``build(*arguments)`` from an adapter; never raises, never waits on Redis.
 
@@ -179,15 +179,18 @@ class RedisHandler(logging.Handler):
         made in): they share the handler's buffer, counters and writer.
         """
         shipper = self._shipper
-        if pid != shipper.pid:
-            shipper = self._after_unhooked_fork()
-        shipper.ledger.accepted[source].increment()
-        if self._refused(shipper):
-            return
+        accepted = False
         try:
+            if pid != shipper.pid:
+                shipper = self._after_unhooked_fork()
+            shipper.ledger.accepted[source].increment()
+            accepted = True
+            if self._refused(shipper):
+                return
             shipper.intake.put(frame(self._encoder.encode(build(*arguments))))
         except Exception as exc:
-            shipper.ledger.failed.increment()
+            if accepted:  # else it is not counted anywhere yet: an unknown source
+                shipper.ledger.failed.increment()
             shipper.ledger.handler_errors.increment()
             report(f"{source}-error", f"a {source} record could not be buffered and was dropped: {describe(exc)}")
 

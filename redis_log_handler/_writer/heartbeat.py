@@ -20,11 +20,11 @@ import json
 import os
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from redis_log_handler._schema.document import HOST, producer_id
 from redis_log_handler._shared.diagnostics import describe, report
+from redis_log_handler._shared.version import VERSION
 
 from .settings import WriterSettings
 from .transport.protocol import Transport
@@ -37,10 +37,6 @@ _COUNTERS = (
     "buffered", "retries", "errors", "spill_bytes", "connected", "last_error", "oldest_buffered_age",
 )  # fmt: skip
 _handler_numbers = itertools.count(1)
-try:
-    _VERSION = version("redis-log-bridge")
-except PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
-    _VERSION = "0+unknown"
 
 
 def producers_key(key: str) -> str:
@@ -83,7 +79,7 @@ class Heartbeat:
                 "key": s.key,
                 "mode": s.mode,
                 "fields": s.fields,
-                "version": _VERSION,
+                "version": VERSION,
                 "interval": self._interval,
                 "seen_at": now,
             },

@@ -31,11 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from redis_log_handler._schema.sources import SOURCES
+
 from .counters import Counter
 
-__all__ = ["SOURCES", "Ledger", "Places", "SpillCounts"]
-
-SOURCES = ("stdlib", "loguru", "structlog")
+__all__ = ["Ledger", "Places", "SpillCounts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +110,7 @@ class Ledger:
         dropped_internal = self.internal.value()
         return {
             "accepted": sum(by_source.values()),
-            "accepted_stdlib": by_source["stdlib"],
-            "accepted_loguru": by_source["loguru"],
-            "accepted_structlog": by_source["structlog"],
+            **{f"accepted_{source}": by_source[source] for source in SOURCES},
             "written": self.written,
             "buffered": places.memory + places.in_flight + places.on_disk,
             "dropped": dropped_overflow + dropped_closed + dropped_error + dropped_internal,

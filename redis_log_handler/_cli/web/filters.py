@@ -14,10 +14,10 @@ from typing import TypeVar
 from redis_log_handler._cli.tail import level_argument, regex_argument, since_argument
 from redis_log_handler._cli.tail_format import RecordFilter
 from redis_log_handler._schema.document import iso_timestamp
+from redis_log_handler._schema.sources import SOURCES
 
 __all__ = ["record_filter"]
 
-_SOURCES = ("stdlib", "loguru", "structlog")
 T = TypeVar("T")
 
 
@@ -32,8 +32,8 @@ def _pairs(parameter: str, values: Sequence[str]) -> tuple[tuple[str, str], ...]
 
 
 def _source(text: str) -> str:
-    if text not in _SOURCES:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(_SOURCES)}, got {text!r}")
+    if text not in SOURCES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(SOURCES)}, got {text!r}")
     return text
 
 

@@ -22,8 +22,8 @@ from collections import deque
 
 from redis_log_handler._shared.diagnostics import describe, report
 from redis_log_handler._shared.native import allocate_lock
+from redis_log_handler._shared.resp import unframe
 from redis_log_handler._writer.ledger import SpillCounts
-from redis_log_handler._writer.transport.resp import unframe
 
 from .segments import HEADER_SIZE, RECORD_OVERHEAD, Segment, lock_unheld, remove
 

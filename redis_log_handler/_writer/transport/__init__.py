@@ -4,7 +4,7 @@
 what a round trip brings back); ``batch_writer`` is the one to Redis: it owns
 the client, the connection, a round trip's replies (classified as a table,
 ``classify``) and the heartbeat's writes; ``batch_commands`` builds the command
-each batch becomes per mode, from ``resp``'s framing; ``info`` reads the
+each batch becomes per mode, from ``_shared.resp``'s framing; ``info`` reads the
 server's ``INFO``; ``endpoint`` picks the server (the pool's, or the master of
 the key's slot); ``writer_socket`` tunes the socket under the connection. ``memory``
 is the in-memory transport of ``redis_log_handler.testing``. The only part of

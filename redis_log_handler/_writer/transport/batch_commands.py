@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from redis_log_handler._shared.resp import command_prefix, join_calls
+
 from .protocol import TransportSettings
-from .resp import command_prefix, join_calls
 
 __all__ = ["BatchCommands"]
 

@@ -12,12 +12,12 @@ from redis.backoff import NoBackoff
 
 from redis_log_handler._shared.address import async_client, close_async_client
 from redis_log_handler._shared.eviction import evicting_policy, warn_if_evicting
+from redis_log_handler._shared.resp import command_prefix, join_calls
 
 from .batch_commands import BatchCommands
 from .endpoint import endpoint_for
 from .info import replication_history, supports_idempotent_xadd
 from .protocol import OutcomeUnknown, ReplicationHistory, RoundTripReply, TransportSettings
-from .resp import command_prefix, join_calls
 from .writer_socket import WriterSocket, ready_now
 
 __all__ = ["FORGET_AFTER", "BatchWriter", "create_client"]

@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 from redis.exceptions import ResponseError
 
+from redis_log_handler._shared.resp import unframe
+
 from .protocol import OutcomeUnknown, ReplicationHistory, RoundTripReply, Transport
-from .resp import unframe
 
 __all__ = ["Fault", "InMemoryTransport"]
 

@@ -1,5 +1,7 @@
 """The Redis wire format (RESP) of what the writer sends: framed documents and the commands built from them.
 
+Shared: the schema's call-site encoder frames the documents it builds itself.
+
 A document is framed as a RESP bulk string on the application's thread, when
 the record is buffered: the background thread then only joins bytes, which
 keeps its share of the GIL small. The memory buffer holds frames; the disk
@@ -11,12 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["CommandPrefix", "command_prefix", "frame", "join_calls", "unframe"]
+__all__ = ["BULK_HEADER", "CommandPrefix", "command_prefix", "frame", "join_calls", "unframe"]
+
+BULK_HEADER = b"$%d\r\n"
+"""A bulk string's header, ``% length``; the string and ``\r\n`` follow (``_schema.call_sites`` frames with it)."""
+_FRAME = BULK_HEADER + b"%s\r\n"
 
 
 def frame(document: bytes) -> bytes:
     """Frame *document* as a RESP bulk string, ready to be joined into a command."""
-    return b"$%d\r\n%s\r\n" % (len(document), document)
+    return _FRAME % (len(document), document)
 
 
 def unframe(framed: bytes) -> bytes:
