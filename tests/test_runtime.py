@@ -1,12 +1,17 @@
-"""The runtime's event loop: its wake-up socket is read once per wake-up, and no wake-up is lost."""
+"""The runtime's event loop: its wake-up socket is read once per wake-up, and no wake-up is lost; the asyncio
+internals it overrides are as it assumes, and without them it runs asyncio's own wake-up and says so."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 
+from redis_log_handler._writer import wakeup
 from redis_log_handler._writer.runtime import _Resolver, _RuntimeLoop, get_runtime
 
 
@@ -76,3 +81,56 @@ def test_every_callback_runs_however_many_wake_ups_pile_up() -> None:
         thread.join()
     assert done.wait(10)
     assert sorted(ran) == list(range(total))
+
+
+class TestAsyncioInternals:
+    def test_the_overrides_run_on_every_python_the_project_is_tested_on(self) -> None:
+        """3.11 to 3.13 (the classifiers) have the internals the wake-up overrides, so the runtime's own runs."""
+        assert wakeup.WRITTEN_FOR == ((3, 11), (3, 13))
+        assert wakeup.OWN_WAKEUP is True
+        assert _RuntimeLoop._make_self_pipe is wakeup.own_make_self_pipe  # type: ignore[comparison-overlap]
+        assert _RuntimeLoop._read_from_self is wakeup.own_read_from_self  # type: ignore[comparison-overlap]
+
+    def test_asyncios_loop_holds_what_the_overrides_touch(self) -> None:
+        """What ``own_make_self_pipe`` and ``own_read_from_self`` read and write is there on asyncio's own
+        selector loop: the socket pair, the count of internal descriptors, the reader and the data handler."""
+        plain = asyncio.SelectorEventLoop()
+        try:
+            assert plain._ssock.fileno() in plain._selector.get_map()  # type: ignore[attr-defined]
+            assert plain._csock.fileno() >= 0  # type: ignore[attr-defined]
+            assert plain._internal_fds == 1  # type: ignore[attr-defined]
+            assert callable(plain._process_self_data)  # type: ignore[attr-defined]
+        finally:
+            plain.close()
+
+    def test_on_another_python_asyncios_own_wake_up_runs_and_says_so(self) -> None:
+        """A Python the overrides were not written for (3.14 here, by its version number): the runtime keeps
+        asyncio's wake-up, says so once on stderr, and records still go out."""
+        child = subprocess.run(
+            [sys.executable, "-c", _ANOTHER_PYTHON],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.split() == ["False", "True", "500"]
+        assert child.stderr.count("asyncio's own runs") == 1
+
+
+_ANOTHER_PYTHON = """
+import logging, sys
+sys.version_info = (3, 14, 0, "final", 0)  # what the gate reads
+from redis_log_handler import RedisHandler
+from redis_log_handler._writer import runtime, wakeup
+from redis_log_handler.testing import InMemoryTransport
+memory = InMemoryTransport()
+handler = RedisHandler(transport=memory)
+log = logging.getLogger("another")
+log.addHandler(handler)
+for number in range(500):
+    log.warning("%d", number)
+print(wakeup.OWN_WAKEUP, runtime._RuntimeLoop._read_from_self is runtime.asyncio.SelectorEventLoop._read_from_self)
+print(handler.flush(10) and len(memory.messages()))
+handler.close()
+"""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+import redis.asyncio
 
 from redis_log_handler._shared.resp import frame
 from redis_log_handler._writer.settings import WriterSettings
@@ -91,3 +94,45 @@ def test_the_first_wake_up_sees_every_reply_of_a_round_trip(redis_server: Embedd
         sock.sendall(BatchCommands(settings, key).command(batches, idempotent=False))
         assert readable(sock, 30.0)
         assert sock.recv(1 << 16) == b":1\r\n" * len(batches)
+
+
+class TestRedisPyInternals:
+    def test_a_real_connection_keeps_its_socket_where_the_writer_looks(
+        self, redis_server: EmbeddedRedis, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """redis-py as installed: a connected asyncio connection's private stream writer carries the socket the
+        writer tunes and back-pressure polls, and nothing is said on stderr."""
+        assert _writer_socket._written_for(redis.__version__)
+
+        async def found() -> tuple[int, int]:
+            client = redis.asyncio.Redis.from_url(redis_server.url)
+            connection = await client.connection_pool.get_connection()
+            try:
+                sock = connection._writer.transport.get_extra_info("socket")
+                return WriterSocket(connection).fd, sock.fileno()
+            finally:
+                await client.connection_pool.release(connection)
+                await client.aclose()
+
+        fd, expected = asyncio.run(found())
+        assert fd == expected >= 0
+        assert "writer-socket" not in capsys.readouterr().err
+
+    def test_another_redis_py_is_left_alone_and_said(
+        self,
+        tcp_pair: tuple[socket.socket, socket.socket],
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A redis-py release the writer was not written for: its private attribute is not touched (no socket,
+        no tuning), and one line on stderr says what that costs."""
+        assert [_writer_socket._written_for(v) for v in ("5.2.1", "5.3.0", "8.2.0", "9.0.0", "dev")] == [
+            False, True, True, False, False,
+        ]  # fmt: skip
+        monkeypatch.setattr(_writer_socket, "_REDIS_PY_AS_EXPECTED", False)
+        ours, _ = tcp_pair
+        unknown = WriterSocket(connection_over(ours))
+        assert unknown.fd == -1
+        unknown.expect(100)
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+        assert "back-pressure does not see its replies" in capsys.readouterr().err

@@ -23,11 +23,11 @@ from redis_log_handler._shared.native import NativeThread, Reply, default_select
 from . import uwsgi
 from .backpressure import loop_woke, writer_sleeps
 from .reentry import inside
+from .wakeup import OWN_WAKEUP, own_make_self_pipe, own_read_from_self, report_wakeup
 
 __all__ = ["Runtime", "get_runtime", "keep_inherited", "stop_runtime"]
 
 _THREAD_NAME = "redis-log-handler"
-_WAKE_READ = 4096  # bytes read from the loop's wake-up socket at a time (one byte per wake-up)
 
 
 class _Resolver:
@@ -111,21 +111,17 @@ class _Selector(selectors.BaseSelector):
 
 
 class _RuntimeLoop(asyncio.SelectorEventLoop):
-    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor, reads
-    its wake-up socket once per wake-up, and connects with the operating system's sockets where gevent or
-    eventlet patched ``socket`` (theirs would need a hub on this thread)."""
+    """The runtime's loop: resolves host names with :class:`_Resolver` instead of the default executor, wakes
+    through the operating system's sockets read once per wake-up (``wakeup``), and connects with the operating
+    system's sockets where gevent or eventlet patched ``socket`` (theirs would need a hub on this thread)."""
 
     def __init__(self, resolver: _Resolver) -> None:
         self._resolver = resolver
         super().__init__(_Selector())
 
-    def _make_self_pipe(self) -> None:
-        """asyncio's own (3.11 to 3.13), with a socket pair of the operating system's."""
-        self._ssock, self._csock = original("socket", "socketpair")()
-        self._ssock.setblocking(False)
-        self._csock.setblocking(False)
-        self._internal_fds += 1  # type: ignore[attr-defined]
-        self._add_reader(self._ssock.fileno(), self._read_from_self)  # type: ignore[attr-defined]
+    if OWN_WAKEUP:  # asyncio's internals as written for the Pythons the project is tested on (see wakeup)
+        _make_self_pipe = own_make_self_pipe
+        _read_from_self = own_read_from_self
 
     async def create_connection(  # the keywords asyncio and redis-py pass
         self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any
@@ -177,31 +173,12 @@ class _RuntimeLoop(asyncio.SelectorEventLoop):
         result: list[Any] = await self._resolver.resolve(self, (host, port, family, type, proto, flags))
         return result
 
-    def _read_from_self(self) -> None:
-        """Empty the wake-up socket (written by ``call_soon_threadsafe``) in one read where one suffices.
-
-        asyncio reads until the socket says it is empty: a second ``recv`` per wake-up, which releases the GIL
-        and costs the writer a hand-off under load. A read shorter than asked took everything there was; a byte
-        written after it makes the socket readable again at the next poll.
-        """
-        while True:
-            try:
-                data = self._ssock.recv(_WAKE_READ)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
-                return
-            if not data:
-                return
-            self._process_self_data(data)  # type: ignore[attr-defined]
-            if len(data) < _WAKE_READ:
-                return
-
 
 class Runtime:
     """An event loop running forever in a daemon OS thread."""
 
     def __init__(self) -> None:
+        report_wakeup()
         self.loop = _RuntimeLoop(_Resolver())
         self.loop.set_exception_handler(_report_loop_exception)
         # Under -X dev asyncio warns about "slow" callbacks; on this loop they

@@ -26,6 +26,14 @@ for room and another write, each a wake-up. Elsewhere autotuning is left alone.
 Left alone on TLS connections (the socket carries TLS records, which the TLS
 layer may read ahead of the replies) and wherever the platform refuses the
 option (then nothing changes but the number of wake-ups).
+
+The socket is found through redis-py's private ``connection._writer`` (its
+asyncio stream writer), as redis-py 5.3 to 8.x keep it (:data:`WRITTEN_FOR`).
+With another redis-py, or where it is not there, there is no socket: nothing is
+tuned, and back-pressure never takes a write in progress for a writer that
+could run (logging threads then do not step aside during writes: under
+sustained load more records may meet the overflow policy). A line on stderr
+says so once.
 """
 
 from __future__ import annotations
@@ -36,11 +44,37 @@ import select
 import socket
 from typing import Any
 
-__all__ = ["MIN_REPLY_BYTES", "SEND_BUFFER", "WriterSocket", "ready_now"]
+import redis
+
+from redis_log_handler._shared.diagnostics import report
+
+__all__ = ["MIN_REPLY_BYTES", "SEND_BUFFER", "WRITTEN_FOR", "WriterSocket", "ready_now"]
+
+WRITTEN_FOR = ((5, 3), (8, 99))  # the redis-py releases whose connections keep their stream writer in ``_writer``
 
 MIN_REPLY_BYTES = 4  # the shortest reply the writer can get: ":0\r\n"
 # Asked for (Linux doubles it for its bookkeeping): holds a round trip of 16 batches of typical records.
 SEND_BUFFER = 4 << 20
+
+
+def _written_for(version: str) -> bool:
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    low, high = WRITTEN_FOR
+    return low <= major_minor <= high
+
+
+_REDIS_PY_AS_EXPECTED = _written_for(redis.__version__)
+
+
+def _no_socket(why: str) -> None:
+    report(
+        "writer-socket",
+        f"{why}: the writer's socket is not tuned and back-pressure does not see its replies "
+        "(logging threads do not step aside during writes)",
+    )
 
 
 @functools.cache
@@ -63,12 +97,16 @@ class WriterSocket:
         self.fd = -1
         self._socket: Any = None
         self._mark = 1
+        if not _REDIS_PY_AS_EXPECTED:
+            _no_socket(f"redis-py {redis.__version__} is not a release this one was written for")
+            return
         try:  # redis-py keeps its asyncio stream writer private
             transport = connection._writer.transport
             sock = transport.get_extra_info("socket")
             self.fd = int(sock.fileno())
             tunable = transport.get_extra_info("sslcontext") is None and hasattr(socket, "SO_RCVLOWAT")
-        except (AttributeError, OSError, ValueError):
+        except (AttributeError, OSError, ValueError) as exc:
+            _no_socket(f"redis-py {redis.__version__}'s connection has no socket where expected ({exc!r})")
             return
         if not tunable:
             return
