@@ -205,9 +205,8 @@ def new_document(
     """The schema-1 document: every source (stdlib, Loguru, structlog) builds it here, with a new record id.
 
     The sources call it positionally, each argument commented with its name:
-    passing these 17 arguments by keyword costs about 0.7 µs more per record on
-    CPython 3.11 (``timeit``: 0.76 µs against 0.08 µs), about a tenth of what
-    the handler adds to a logging call.
+    passing these 17 arguments by keyword costs a tenth of what the handler adds
+    to a logging call (docs/benchmarks.md, "Figures behind the code").
 
     *record_id* replaces the new id (``call_sites`` encodes a document with a stand-in for it).
 

@@ -107,8 +107,7 @@ class Intake:
         self._closed = False
         # Back-pressure (see _step_aside): past this backlog a logging thread lets a writer that could run run.
         # More than a round trip carries means the writer is behind; half the buffer is kept for what Redis
-        # itself is slow to take. (At half the buffer, 20 threads ending a burst left 36,000 records to
-        # send, 0.2 s of the server's work in stream mode: docs/benchmarks.md.)
+        # itself is slow to take (why not half the buffer alone: docs/benchmarks.md, "Figures behind the code").
         self._high_water = max(1, min(capacity // 2, trip_limit))
         # The backlog at which put() has something to do: a full round trip to announce, or the high-water mark.
         self._attention = min(trip_fill, self._high_water)

@@ -13,8 +13,8 @@ Such records are dropped and counted as ``dropped_internal``. The flag is not
 set around the rest of a logging call: nothing else the handler does there
 logs, and a record the application's own code logs meanwhile (a ``__str__``
 called to format the message, say) is written like any other, as stdlib's
-handlers do. Setting and clearing it on every call would cost the logging
-call 0.1 µs.
+handlers do. Setting and clearing it on every call would cost the logging call
+(docs/benchmarks.md, "Figures behind the code").
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ __all__ = ["Trip", "trip_sizes"]
 _MAX_BATCHES_PER_TRIP = 16
 # Batches a round trip waits for (up to flush_interval) before it leaves. Each trip costs the
 # background thread its turns at the GIL, taken from the logging threads: fewer, larger trips
-# leave them more (at one busy thread, 0.83x of the floor instead of 0.75x: docs/benchmarks.md).
+# leave them more (docs/benchmarks.md, "Figures behind the code").
 _BATCHES_TO_FILL = 4
 
 
