@@ -19,9 +19,11 @@ from typing import NoReturn
 import redis.exceptions
 
 from redis_log_handler import __version__
+from redis_log_handler._reader.settings import ReaderSettings
 from redis_log_handler._schema.sources import SOURCES
 from redis_log_handler._shared.checks import DEFAULT_URL, MODES
 from redis_log_handler._shared.diagnostics import describe
+from redis_log_handler._writer.settings import WriterSettings
 
 from .common import CommandError, UsageError, positive_int, redis_url, retain_argument
 from .consume import run_consume
@@ -32,6 +34,9 @@ from .tail import count_argument, level_argument, regex_argument, run_tail, sinc
 __all__ = ["main"]
 
 PROG = "redis-log-handler"
+# The defaults the options share with RedisLogConsumer and RedisHandler: read from their one list of parameters.
+_READER = ReaderSettings()
+_WRITER = WriterSettings()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,7 +92,9 @@ def _add_url(command: argparse.ArgumentParser) -> None:
 def _add_source(command: argparse.ArgumentParser) -> None:
     """The options naming what to read: --url, --key, --mode."""
     _add_url(command)
-    command.add_argument("--key", default="logs", help="the stream, list or channel to read (default: %(default)s)")
+    command.add_argument(
+        "--key", default=_READER.key, help="the stream, list or channel to read (default: %(default)s)"
+    )
     command.add_argument(
         "--mode",
         choices=MODES,
@@ -97,7 +104,7 @@ def _add_source(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--shards",
         type=positive_int(1024),
-        default=1,
+        default=_READER.shards,
         help="the key's shards, as the handlers' shards= (default: %(default)s); all are read",
     )
 
@@ -133,8 +140,8 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
         "fileConfig; without --config, every record goes to stdout), then hand every record read from Redis to "
         "logging.getLogger(record's logger).handle(). "
         "In stream mode the consumers of one group share the work, and an entry is acknowledged only after the "
-        "local handlers returned; entries a dead consumer left pending are claimed after 60 s. Stops on SIGTERM "
-        "or Ctrl-C after the batch in hand, with status 0.",
+        f"local handlers returned; entries a dead consumer left pending are claimed after {_READER.claim_idle:g} s. "
+        "Stops on SIGTERM or Ctrl-C after the batch in hand, with status 0.",
     )
     consume.add_argument(
         "--config",
@@ -143,12 +150,12 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="logging configuration file (default: every record to stdout, one line each)",
     )
     _add_source(consume)
-    consume.add_argument("--group", default="redis-log-handler", help="consumer group (default: %(default)s)")
+    consume.add_argument("--group", default=_READER.group, help="consumer group (default: %(default)s)")
     consume.add_argument("--name", help="this consumer's name in the group (default: <host>-<pid>)")
     consume.add_argument(
         "--retain",
         type=retain_argument,
-        default=10_000,
+        default=_READER.retain,
         metavar="N|all",
         help="stream mode: remove the entries every group of the key has acknowledged, keeping the newest N for "
         "tail; 'all' keeps every entry (default: %(default)s)",
@@ -156,7 +163,7 @@ def _add_consume(commands: argparse._SubParsersAction[_Parser]) -> None:
     consume.add_argument(
         "--retain-seconds",
         type=float,
-        default=0.0,
+        default=_READER.retain_seconds,
         metavar="S",
         help="stream mode: also keep the entries younger than S seconds (default: %(default)s)",
     )
@@ -172,11 +179,11 @@ def _add_status(commands: argparse._SubParsersAction[_Parser]) -> None:
         "producer silent for three of its intervals shows as stale. Read-only.",
     )
     _add_url(status)
-    status.add_argument("--key", default="logs", help="the key the handlers write to (default: %(default)s)")
+    status.add_argument("--key", default=_WRITER.key, help="the key the handlers write to (default: %(default)s)")
     status.add_argument(
         "--shards",
         type=positive_int(1024),
-        default=1,
+        default=_WRITER.shards,
         help="the key's shards, as the handlers' shards= (default: %(default)s); each is shown",
     )
     status.add_argument("--json", action="store_true", help="print each producer, then each key, as a JSON line")

@@ -75,23 +75,8 @@ class RedisLogConsumer:
         retain: int | None = 10_000,
         retain_seconds: float = 0.0,
     ) -> None:
-        self.settings = ReaderSettings.build(
-            url=url,
-            key=key,
-            mode=mode,
-            group=group,
-            name=name,
-            start=start,
-            batch_size=batch_size,
-            block=block,
-            claim_idle=claim_idle,
-            dedupe_window=dedupe_window,
-            dead_letter=dead_letter,
-            max_failures=max_failures,
-            shards=shards,
-            retain=retain,
-            retain_seconds=retain_seconds,
-        )
+        arguments = locals()
+        self.settings = ReaderSettings.build(**{name: arguments[name] for name in ReaderSettings.names()})
         self._client: Any = None
         self._feed: Feed | ShardedFeed | None = None
         self._recent = RecentIds(self.settings.dedupe_window)

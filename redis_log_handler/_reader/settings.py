@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class ReaderSettings:
     shards: int = 1
     retain: int | None = 10_000
     retain_seconds: float = 0.0
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The parameter names, in order."""
+        return tuple(field.name for field in dataclasses.fields(cls))
 
     @classmethod
     def build(cls, **arguments: Any) -> ReaderSettings:
