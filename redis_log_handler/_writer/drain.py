@@ -249,7 +249,7 @@ class Drain:
         # A later batch of a trip can be written before an earlier one: count from the oldest still open.
         in_flight = trip.from_oldest_unsettled() if trip is not None and not trip.from_disk else 0
         unreadable = self._spill.unreadable_own if self._spill is not None else 0
-        completed = appended - places.memory - in_flight - places.on_disk
+        completed = places.completed(appended, in_flight)
         return completed, self._ledger.losses(appended, places.memory, unreadable)
 
     def settle_flushes(self) -> None:

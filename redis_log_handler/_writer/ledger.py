@@ -46,6 +46,13 @@ class Places:
     in_flight: int
     on_disk: int
 
+    def completed(self, appended: int, in_flight: int | None = None) -> int:
+        """Of *appended* records, how many have left the handler (written, or dropped and counted).
+
+        *in_flight* stands in for :attr:`in_flight` where a trip's records count from its oldest open batch.
+        """
+        return appended - self.memory - (self.in_flight if in_flight is None else in_flight) - self.on_disk
+
 
 @dataclass(frozen=True, slots=True)
 class SpillCounts:

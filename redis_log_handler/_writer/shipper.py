@@ -320,7 +320,8 @@ class Shipper:
             appended, places = drain.places()
             return appended, places, drain.completed(appended, places)[0]
         appended, memory, on_disk = self.intake.places()
-        return appended, Places(memory, 0, on_disk), appended - memory - on_disk
+        places = Places(memory, 0, on_disk)
+        return appended, places, places.completed(appended)
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the counters and health (counters exact once the handler is quiet)."""
