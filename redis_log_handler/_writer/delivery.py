@@ -40,35 +40,35 @@ class Delivery:
     def __init__(self, settings: WriterSettings, ledger: Ledger) -> None:
         self._settings = settings
         self._ledger = ledger
-        self._writer: Transport | None = None
+        self._transport: Transport | None = None
         self._replicas = Replicas(settings, ledger, self._count)
         self.failing_since: float | None = None  # monotonic time of the first failure since the last success
         self._last_error: str | None = None
         self._last_error_at: float | None = None
 
-    def _ensure_writer(self) -> Transport:
-        if self._writer is None:
+    def _ensure_transport(self) -> Transport:
+        if self._transport is None:
             settings = self._settings
             key = shard_key(settings.key, settings.shards, producer_id())
             if settings.transport is not None:
-                self._writer = settings.transport(key)
+                self._transport = settings.transport(key)
             else:
-                self._writer = BatchWriter(create_client(settings), settings, key, loop_could_run=loop_could_run)
-        return self._writer
+                self._transport = BatchWriter(create_client(settings), settings, key, loop_could_run=loop_could_run)
+        return self._transport
 
     def transport(self) -> Transport:
         """The handler's transport (for writes other than the batches: the heartbeat)."""
-        return self._ensure_writer()
+        return self._ensure_transport()
 
     def can_resume(self) -> bool:
         """Whether the round trip in progress could go on now (its reply or room to send has come); any thread."""
-        writer = self._writer
-        return writer is None or writer.can_resume()
+        transport = self._transport
+        return transport is None or transport.can_resume()
 
     async def connect(self) -> None:
         """Connect before the first batch, so host names resolve now rather than during interpreter exit."""
         try:
-            await self._ensure_writer().prepare()
+            await self._ensure_transport().prepare()
         except Exception as exc:
             self._note_error(exc)
             report(
@@ -85,13 +85,13 @@ class Delivery:
         """
         batches: list[list[bytes]] = []
         try:
-            writer = self._ensure_writer()
+            transport = self._ensure_transport()
             async with asyncio.timeout(timeout):
                 if self._settings.wait_replicas:
-                    await writer.prepare()  # a WAIT vouches only for writes on its own connection
-                    self._replicas.before_sending(trip, writer.generation, writer.history)
+                    await transport.prepare()  # a WAIT vouches only for writes on its own connection
+                    self._replicas.before_sending(trip, transport.generation, transport.history)
                 batches = trip.to_send()
-                reply = await writer.write([*self._replicas.again, *batches])
+                reply = await transport.write([*self._replicas.again, *batches])
         except Exception as exc:
             unknown = isinstance(exc, OutcomeUnknown)
             cause = exc.__cause__ if unknown and exc.__cause__ is not None else exc
@@ -102,7 +102,7 @@ class Delivery:
             return False
         for error in reply.upkeep_errors:  # the batch is written: only reported
             report("upkeep", f"Redis refused to trim or expire {self._settings.key!r} ({describe(error)})")
-        self._settle(trip, self._replicas.settle_sent_again(reply.errors), writer.generation)
+        self._settle(trip, self._replicas.settle_sent_again(reply.errors), transport.generation)
         if trip.awaiting_replicas():
             not_replicated = self._replicas.settle(trip, replicated=reply.replicated)
             if not_replicated is not None:
@@ -159,24 +159,24 @@ class Delivery:
 
     def health(self) -> dict[str, Any]:
         """The health fields of ``stats()``."""
-        writer = self._writer
+        transport = self._transport
         return {
             "last_error": self._last_error,
             "last_error_at": self._last_error_at,
-            "connected": self.failing_since is None and writer is not None and writer.connected,
-            "idempotent_writes": writer is not None and writer.idempotent,
+            "connected": self.failing_since is None and transport is not None and transport.connected,
+            "idempotent_writes": transport is not None and transport.idempotent,
         }
 
     def inherited(self) -> object:
         """What a forked child must keep alive and never touch (the connection it shares with the parent)."""
-        return self._writer
+        return self._transport
 
     async def close(self, timeout: float) -> None:
         """Close the connection and the client, giving up after *timeout* seconds."""
-        if self._writer is None:
+        if self._transport is None:
             return
         try:
             async with asyncio.timeout(timeout):
-                await self._writer.close()
+                await self._transport.close()
         except (Exception, TimeoutError):  # noqa: S110 - the handler is closed either way
             pass
