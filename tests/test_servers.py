@@ -105,22 +105,34 @@ def serve_and_request(
     )
     reader = redis.Redis.from_url(server.url)
     workers = set()
+    in_redis: list[int] = []  # what the last wait for the records so far saw
+    failure: AssertionError | None = None
     try:
         for number in range(REQUESTS):
             if number == REQUESTS - DOWN_TAIL:
                 if ready is not None:
                     wait_until(ready, timeout=30)
-                wait_until(lambda settled=imported + number: reader.llen(key) == settled, timeout=30)
+                wait_until(
+                    lambda settled=imported + number: in_redis.append(reader.llen(key)) or in_redis[-1] == settled,
+                    timeout=30,
+                )
                 if outage != "none":
                     settle(port, workers)
                     server.kill()
             body = wait_until(lambda number=number: get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
             workers.add(int(body))
+    except AssertionError as exc:  # said with what Redis held and what the server said, once it has stopped
+        failure = exc
     finally:
         took, stderr = stop(process, then=server.start if outage == "back" else lambda: None)
         reader.close()
         if outage == "past-close":
             server.start()
+    if failure is not None:
+        raise AssertionError(
+            f"{failure}: {len(workers)} workers answered; records in Redis at the last look {in_redis[-1:]}, "
+            f"expected {imported + REQUESTS - DOWN_TAIL}; the server's stderr: {stderr[-3000:]}"
+        ) from failure
     assert took < STOP_WITHIN, f"still running {STOP_WITHIN} s after SIGTERM: {stderr[-3000:]}"
     return workers, stderr
 
