@@ -140,12 +140,14 @@ class EmbeddedRedis:
         self.binary = binary or find_server_binary()
         self.port = port or _free_port()
         self.extra_args = list(extra_args)
-        self._dir = Path(tempfile.mkdtemp(prefix="redis-log-bridge-"))
+        self._dir: Path | None = None  # made by the first start, removed by stop
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def directory(self) -> Path:
-        """The server's working directory (its log file is ``server.log``)."""
+        """The server's working directory (its log file is ``server.log``), made on first use."""
+        if self._dir is None or not self._dir.is_dir():
+            self._dir = Path(tempfile.mkdtemp(prefix="redis-log-bridge-"))
         return self._dir
 
     @property
@@ -155,6 +157,7 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
+        directory = self.directory
         command = [
             self.binary,
             "--port",
@@ -166,9 +169,9 @@ class EmbeddedRedis:
             "--appendonly",
             "no",
             "--dir",
-            str(self._dir),
+            str(directory),
             "--logfile",
-            str(self._dir / "server.log"),
+            str(directory / "server.log"),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(  # noqa: S603 - the server binary and its options
@@ -181,7 +184,7 @@ class EmbeddedRedis:
         deadline = time.monotonic() + _START_TIMEOUT
         while not self.ping():
             if self.process.poll() is not None:
-                log = (self._dir / "server.log").read_text(errors="replace")[-2000:]
+                log = (directory / "server.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{self.binary} exited with {self.process.returncode}: {log}")
             if time.monotonic() > deadline:
                 self.stop()
@@ -229,7 +232,9 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -379,3 +380,17 @@ class TestCommands:
             one_line(result.stderr)
             == f"redis-log-handler tail: no records in {where} (the key does not exist or is empty)"
         )
+
+
+def test_an_embedded_server_leaves_no_directory_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A server made only for its URL (never started: a Redis that is down) makes no directory; one started
+    and stopped removes its own; a restart keeps it (what the server wrote survives a kill)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    EmbeddedRedis()
+    assert list(tmp_path.iterdir()) == []
+    server = EmbeddedRedis("--appendonly", "yes").start()
+    directory = server.directory
+    server.restart()
+    assert server.directory == directory
+    server.stop()
+    assert list(tmp_path.iterdir()) == []
