@@ -39,6 +39,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
+def alive(pid: int) -> bool:
+    """Whether process *pid* runs (a zombie nobody reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def connection_over(sock: Any, *, tls: bool = False) -> Any:
     """A stand-in for a redis-py asyncio connection whose transport carries *sock* (TLS if *tls*)."""
     extra = {"socket": sock, "sslcontext": object() if tls else None}

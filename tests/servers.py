@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from .helpers import read_list
+from .helpers import alive, read_list
 
 STOP_WITHIN = 15.0  # seconds from SIGTERM to the server's exit
 
@@ -119,3 +119,13 @@ def named_not_written(stderr: str, key: str, client: redis.Redis, *, per_process
         for line in lines:
             assert line.written == by_process[line.pid], f"process {line.pid} miscounted: {stderr[-3000:]}"
     return sum(line.not_written for line in lines)
+
+
+def accepting(directory: Path, workers: int) -> Callable[[], bool]:
+    """Whether at least *workers* processes that touched ``ready-<pid>`` in *directory* (as each accepts) run now:
+    every worker slot is up, none is waiting to be respawned."""
+
+    def check() -> bool:
+        return sum(alive(int(path.name.removeprefix("ready-"))) for path in directory.glob("ready-*")) >= workers
+
+    return check

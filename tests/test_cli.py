@@ -22,7 +22,7 @@ from redis_log_handler._cli.main import main
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
-from .helpers import paste, read_stream, shell_environment, wait_until
+from .helpers import alive, paste, read_stream, shell_environment, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -230,15 +230,6 @@ class TestDemo:
             demo.send_signal(signal.SIGINT)
             assert demo.wait(timeout=30) == 0
         assert paste(command).returncode == 1  # the server is gone
-
-
-def alive(pid: int) -> bool:
-    """Whether process *pid* runs (a zombie nobody reaped does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def server_on(port: int) -> int:

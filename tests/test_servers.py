@@ -27,7 +27,7 @@ import redis
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .helpers import wait_until
-from .servers import STOP_WITHIN, get, messages_once, named, named_not_written, python_path, stop, tool
+from .servers import STOP_WITHIN, accepting, get, messages_once, named, named_not_written, python_path, stop, tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
@@ -67,10 +67,12 @@ def serve_and_request(
 ) -> tuple[set[int], str]:
     """Start *command* in *tmp_path* (with ``{port}`` filled in), answer REQUESTS requests, stop it with SIGTERM.
 
-    Before the last DOWN_TAIL requests, *ready* (if given) is waited for: every worker has started. gunicorn
-    and uWSGI lose a SIGTERM that comes while a worker is still booting or importing the app (with or without
-    this library), and the server then waits out its own timeout. So is every record so far (the *imported*
-    ones and a request's each): none is in flight. Then, by *outage*:
+    Before the last DOWN_TAIL requests, and again before the stop, *ready* (if given) is waited for: every
+    worker has started (a worker retired by ``--max-requests`` has been respawned). gunicorn and uWSGI lose a
+    SIGTERM that comes while a worker is still booting or importing the app, or while uWSGI's master waits
+    to respawn one (with or without this library), and the server then waits out its own timeout. Before the
+    last DOWN_TAIL requests every record so far (the *imported* ones and a request's each) is waited for too:
+    none is in flight. Then, by *outage*:
 
     - ``"back"``: *server* is killed for the last requests and started again right after SIGTERM: their
       records are still buffered when the server is told to stop, so the test fails if the stop loses them
@@ -121,6 +123,8 @@ def serve_and_request(
                     server.kill()
             body = wait_until(lambda number=number: get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
             workers.add(int(body))
+        if ready is not None:  # a worker respawned after its last request is up again: no SIGTERM lost to it
+            wait_until(ready, timeout=30)
     except AssertionError as exc:  # said with what Redis held and what the server said, once it has stopped
         failure = exc
     finally:
@@ -297,9 +301,9 @@ _UWSGI_BRUTAL_STOP = "uWSGI stops a worker that is busy with a request"
 
 
 def uwsgi_command(options: list[str]) -> list[str]:
-    """uWSGI preforking, 2 workers unless *options* say more; each worker touches ``ready-<pid>`` as it accepts."""
+    """uWSGI preforking, 2 workers unless *options* say more; each worker touches ``ready-<its pid>`` as it accepts."""
     command = [tool("uwsgi"), "--master", "--processes", "2", "--http-socket", "127.0.0.1:{port}"]
-    command += ["--wsgi-file", "logapp.py", "--callable", "app", "--hook-accepting", "exec:touch ready-$$"]
+    command += ["--wsgi-file", "logapp.py", "--callable", "app", "--hook-accepting", "exec:touch ready-$PPID"]
     return command + options
 
 
@@ -327,7 +331,7 @@ class TestUWSGI:
             key,
             _WSGI_APP,
             uwsgi_command([*_UWSGI_GRACEFUL_STOP, *options]),
-            ready=lambda: len(list(tmp_path.glob("ready-*"))) >= (3 if "3" in options else 2),
+            ready=accepting(tmp_path, 3 if "3" in options else 2),
             imported=imported,
             # a worker retiring while Redis is down would rightly drop its records after close_timeout
             outage="none" if "--max-requests" in options else "back",
