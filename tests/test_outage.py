@@ -132,8 +132,8 @@ class TestRestart:
             intake, delivery = handler._shipper.intake, handler._shipper._delivery
             wait_until(
                 lambda: (
-                    delivery._writer is not None
-                    and delivery._writer._waiting == _batch_writer._CONNECTING
+                    delivery._transport is not None
+                    and delivery._transport._waiting == _batch_writer._CONNECTING
                     and intake.writer_waits is not None
                     and not intake.writer_waits()
                 )
