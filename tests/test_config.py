@@ -20,7 +20,7 @@ from redis_log_handler._reader.settings import ReaderSettings
 from redis_log_handler._shared.checks import DEFAULT_URL
 from redis_log_handler._shared.fork import callbacks_registered
 from redis_log_handler._writer.settings import _CHECKS, WriterSettings
-from redis_log_handler.testing import _free_port
+from redis_log_handler.testing import InMemoryTransport, _free_port
 
 
 class TestValidation:
@@ -49,6 +49,8 @@ class TestValidation:
             ({"fields": {"message": "x"}}, "fields"),
             ({"fields": {"big": "x" * 100_000}}, "fields"),
             ({"client": "not callable"}, "client"),
+            ({"transport": "memory"}, "transport"),
+            ({"transport": InMemoryTransport(), "client": lambda: None}, "transport"),
             ({"url": "http://localhost:6379"}, "url"),
             ({"url": "redis://localhost:notaport/0"}, "url"),
             ({"url": "redis:///0"}, "url"),

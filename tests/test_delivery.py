@@ -161,6 +161,19 @@ class TestReplies:
         assert capsys.readouterr().err.count("refused to trim or expire") == 1
 
 
+class TestScripting:
+    @pytest.mark.parametrize(
+        ("fault", "times", "parameter"), [("refused", 1, "fault"), (42, 1, "fault"), ("stall", 0, "times")]
+    )
+    def test_a_fault_it_does_not_know_is_refused_at_once(
+        self, memory: InMemoryTransport, fault: Any, times: int, parameter: str
+    ) -> None:
+        """A misspelt fault or a count below one raises ``ValueError`` naming it, instead of scripting nothing."""
+        with pytest.raises(ValueError, match=rf"^{parameter}\b"):
+            memory.fail_next(fault, times=times)
+        assert memory.writes == 0
+
+
 class TestReplicas:
     def test_a_wait_shortfall_keeps_the_batch_in_flight_until_replicas_have_it(
         self, memory: InMemoryTransport, handler: MakeHandler, logger: logging.Logger
