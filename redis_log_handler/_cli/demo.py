@@ -216,9 +216,11 @@ def run_demo(url: str | None, key: str | None, threads: int, records: int, *, ke
         finally:
             client.close()
         print()
-        print(_next_step(url, key, throwaway=server is not None, keep=keep))
+        next_step = _next_step(url, key, throwaway=server is not None, keep=keep)
         if server is not None and keep:
-            _wait_for_ctrl_c()
+            _wait_for_ctrl_c(next_step)
+        else:
+            print(next_step)
         return status
     finally:
         if server is not None:
@@ -243,17 +245,38 @@ def _next_step(url: str, key: str, *, throwaway: bool, keep: bool) -> str:
     return f"The records stay in the stream for an hour. To follow it:\n  {command}"
 
 
-def _wait_for_ctrl_c() -> None:
-    """Wait until Ctrl-C, SIGTERM (``kill``) or SIGHUP (the terminal closed): each ends the wait, and the caller
-    stops the throwaway server. Set here, not inherited: a shell that starts the demo in the background has
-    Python ignore SIGINT, and nohup SIGHUP."""
-    stopped = threading.Event()
-    previous = {number: signal.signal(number, lambda *_: stopped.set()) for number in _STOP_SIGNALS}
-    # Only now may the command to paste show (also through a pipe: tee, a test): a signal sent as soon as it
-    # shows finds the handlers in place, even where it was ignored before.
-    sys.stdout.flush()
+class _Stopped(Exception):
+    """Raised in the main thread by a stop signal's handler, to end the wait."""
+
+
+def _wait_for_ctrl_c(next_step: str) -> None:
+    """Show *next_step*, then wait until Ctrl-C, SIGTERM (``kill``) or SIGHUP (the terminal closed): each ends
+    the wait, and the caller stops the throwaway server. The handlers are set before anything of *next_step*
+    shows (through a pipe, part of it may go out as soon as the buffer fills): a signal sent as soon as it
+    shows finds them in place. Set here, not inherited: a shell that starts the demo in the background has
+    Python ignore SIGINT, and nohup SIGHUP.
+
+    The handler raises (as Ctrl-C's KeyboardInterrupt does) rather than setting an event: a handler that takes
+    a lock can deadlock on the lock the main thread held when the signal came (``Event.wait`` holds its
+    condition's lock for a few steps), and the demo then waited for ever.
+    """
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        if not stopping:  # a second signal while the first one ends the wait changes nothing
+            stopping = True
+            raise _Stopped
+
+    previous: dict[signal.Signals, Any] = {}
     try:
-        stopped.wait()
+        for number in _STOP_SIGNALS:
+            previous[number] = signal.signal(number, stop)
+        print(next_step, flush=True)
+        while True:
+            time.sleep(3600)
+    except _Stopped:
+        pass
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
