@@ -62,7 +62,7 @@ class BatchWriter:
     """The transport to Redis: batches of framed documents over one dedicated connection, one atomic command each.
 
     Commands (see ``batch_commands``) are assembled from pre-framed documents with a single
-    ``bytes.join`` (see ``resp``) and sent with ``send_packed_command``: redis-py's per-argument
+    ``bytes.join`` (see ``_shared.resp``) and sent with ``send_packed_command``: redis-py's per-argument
     packing would cost the runtime thread microseconds per record while the
     application's threads compete with it for the GIL.
 
