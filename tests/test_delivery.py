@@ -17,6 +17,8 @@ import pytest
 import redis.exceptions
 
 from redis_log_handler import RedisHandler
+from redis_log_handler._shared.retry import BACKOFF_BASE, BACKOFF_CAP
+from redis_log_handler._writer import drain as _drain
 from redis_log_handler._writer.drain import HURRIED_RETRY
 from redis_log_handler.testing import InMemoryTransport
 
@@ -198,11 +200,16 @@ class TestReplicas:
 
 class TestDeadlines:
     def test_a_flush_hurries_the_retries_of_a_long_outage(
-        self, memory: InMemoryTransport, handler: MakeHandler, logger: logging.Logger
+        self,
+        memory: InMemoryTransport,
+        handler: MakeHandler,
+        logger: logging.Logger,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """Twelve refused connections would back off for seconds each (up to 5 s, full jitter); while a flush
-        waits, each retry is at most ``HURRIED_RETRY`` away, so a flush with a deadline well past twelve of them
-        writes every record."""
+        """Twelve refused connections would back off for 36 s in all (the jitter pinned at its largest: up to
+        5 s each); while a flush waits, each retry is at most ``HURRIED_RETRY`` away, so a flush with a deadline
+        well past twelve of those writes every record."""
+        monkeypatch.setattr(_drain, "retry_delay", lambda failures: min(BACKOFF_CAP, BACKOFF_BASE * 2**failures))
         made = handler()
         memory.fail_next("unreachable", times=12)
         messages = log(logger, 0, 5)
