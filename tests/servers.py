@@ -121,6 +121,15 @@ def named_not_written(stderr: str, key: str, client: redis.Redis, *, per_process
     return sum(line.not_written for line in lines)
 
 
+GUNICORN_READY_HOOKS = """
+    import os
+
+    def post_worker_init(worker):  # after the worker installed its signal handlers
+        open(f"ready-{os.getpid()}", "w").close()
+"""
+"""A gunicorn configuration file whose workers touch ``ready-<pid>`` once they would act on a SIGTERM."""
+
+
 def accepting(directory: Path, workers: int) -> Callable[[], bool]:
     """Whether at least *workers* processes that touched ``ready-<pid>`` in *directory* (as each accepts) run now:
     every worker slot is up, none is waiting to be respawned."""

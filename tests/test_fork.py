@@ -23,7 +23,7 @@ from redis_log_handler import RedisHandler
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .helpers import read_list, wait_until
-from .servers import messages_once, named
+from .servers import GUNICORN_READY_HOOKS, accepting, messages_once, named
 
 pytestmark = pytest.mark.slow
 MakeHandler = Callable[..., RedisHandler]
@@ -214,11 +214,16 @@ class TestGunicorn:
     def test_preload_workers_deliver_their_own_records_once(
         self, tmp_path: Path, redis_server: EmbeddedRedis, client: redis.Redis, key: str
     ) -> None:
-        """gunicorn --preload: the master's record arrives once, and each worker's requests once, at shutdown too."""
+        """gunicorn --preload: the master's record arrives once, and each worker's requests once, at shutdown too.
+
+        The SIGTERM waits until both workers have started (gunicorn loses one that comes while a worker boots,
+        and its master then waits out its graceful timeout; see test_servers.serve_and_request)."""
         (tmp_path / "logapp.py").write_text(textwrap.dedent(_GUNICORN_APP))
+        (tmp_path / "hooks.py").write_text(textwrap.dedent(GUNICORN_READY_HOOKS))
         port = _free_port()
+        command = [sys.executable, "-m", "gunicorn", "-c", "hooks.py", "--preload", "-w", "2"]
         master = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--preload", "-w", "2", "-b", f"127.0.0.1:{port}", "logapp:app"],
+            [*command, "-b", f"127.0.0.1:{port}", "logapp:app"],
             cwd=tmp_path,
             env={**os.environ, "LOG_URL": redis_server.url, "LOG_KEY": key},
             stdout=subprocess.PIPE,
@@ -230,6 +235,7 @@ class TestGunicorn:
             for number in range(60):
                 body = wait_until(lambda number=number: _get(f"http://127.0.0.1:{port}/{number}"), timeout=30)
                 workers.add(int(body))
+            wait_until(accepting(tmp_path, 2), timeout=30)
             master.send_signal(signal.SIGTERM)
             _, stderr = master.communicate(timeout=30)
         finally:

@@ -27,7 +27,18 @@ import redis
 from redis_log_handler.testing import EmbeddedRedis, _free_port
 
 from .helpers import wait_until
-from .servers import STOP_WITHIN, accepting, get, messages_once, named, named_not_written, python_path, stop, tool
+from .servers import (
+    GUNICORN_READY_HOOKS,
+    STOP_WITHIN,
+    accepting,
+    get,
+    messages_once,
+    named,
+    named_not_written,
+    python_path,
+    stop,
+    tool,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
@@ -164,14 +175,6 @@ def own_client(own_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     connection.close()
 
 
-_GUNICORN_HOOKS = """
-    import os
-
-    def post_worker_init(worker):  # after the worker installed its signal handlers
-        open(f"ready-{os.getpid()}", "w").close()
-"""
-
-
 def down_tail_requests() -> collections.Counter[str]:
     """The messages of the requests answered while Redis was down."""
     return collections.Counter(f"request /{number}" for number in range(REQUESTS - DOWN_TAIL, REQUESTS))
@@ -201,7 +204,7 @@ class TestGunicorn:
         preload: bool,
     ) -> None:
         """gunicorn sync, gthread and gevent, with and without --preload: no hang, every record once."""
-        (tmp_path / "hooks.py").write_text(textwrap.dedent(_GUNICORN_HOOKS))
+        (tmp_path / "hooks.py").write_text(textwrap.dedent(GUNICORN_READY_HOOKS))
         command = [tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
         command += ["--preload", "logapp:app"] if preload else ["logapp:app"]
         workers, stderr = serve_and_request(
@@ -260,7 +263,7 @@ class TestGunicorn:
     ) -> None:
         """Redis down for the last requests and still down when close_timeout (1 s) runs out at SIGTERM: every
         record is in Redis or named by the worker that logged it."""
-        (tmp_path / "hooks.py").write_text(textwrap.dedent(_GUNICORN_HOOKS))
+        (tmp_path / "hooks.py").write_text(textwrap.dedent(GUNICORN_READY_HOOKS))
         command = [tool("gunicorn"), "-c", "hooks.py", "-k", worker_class, "-w", "2", "-b", "127.0.0.1:{port}"]
         _, stderr = serve_and_request(
             tmp_path,
