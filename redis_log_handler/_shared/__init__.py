@@ -1,6 +1,4 @@
-"""What both sides share: URLs and clients, shard keys, checks, JSON, RESP framing, retries, diagnostics, fork, threads.
-
-The version too.
+"""What both sides share: URLs, clients, shard keys, checks, JSON, RESP, retries, diagnostics, fork, threads, version.
 
 Each module here stands alone: it imports nothing of the package outside
 ``_shared``.
