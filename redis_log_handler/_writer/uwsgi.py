@@ -49,7 +49,7 @@ __all__ = [
 
 THREADS_REFUSED = (
     "uWSGI's master forks its workers without Python's fork hooks, so no thread may run in it: records logged "
-    "in the master are written by worker 1 once it starts; run uWSGI with --py-call-uwsgi-fork-hooks (or "
+    "in the master are written by worker 1 when it first logs or exits; run uWSGI with --py-call-uwsgi-fork-hooks (or "
     "--lazy-apps) to have them written by the master itself"
 )
 _WITHOUT_THREADS = (
