@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -92,16 +93,7 @@ def test_the_pytest_recipe_runs(tmp_path: Path) -> None:
     )
     (tmp_path / "conftest.py").write_text(fixtures)
     (tmp_path / "test_logging.py").write_text(test)
-    ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "1 passed" in ran.stdout
+    assert_one_test_passes(tmp_path, os.environ)
 
 
 def test_the_in_memory_recipe_runs(tmp_path: Path) -> None:
@@ -110,14 +102,20 @@ def test_the_in_memory_recipe_runs(tmp_path: Path) -> None:
     """
     [test] = [block for block in python_blocks_of_the_testing_page() if "InMemoryTransport()" in block]
     (tmp_path / "test_logging.py").write_text(test)
+    # REDIS_URL points nowhere: the transport must be all the test uses.
+    assert_one_test_passes(tmp_path, {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"})
+
+
+def assert_one_test_passes(directory: Path, environment: Mapping[str, str]) -> None:
+    """Run pytest on *directory* in a fresh process, as a user would; its one test must pass."""
     ran = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=directory,
         check=False,
-        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},  # nowhere: the transport must be all it uses
+        env=dict(environment),
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "1 passed" in ran.stdout
